@@ -1,0 +1,48 @@
+# alertq: `make run` starts the whole stack on this machine, `make test` runs the whole suite.
+# Both create the virtualenv and install alertq into it first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Fault tests mostly wait on brokers and timers, so more workers than cores pays off.
+TEST_WORKERS ?= 4
+
+.PHONY: help install run test lint typecheck unit bench broker clean
+
+help:
+	@echo "make run    - install, declare the topology and start the whole stack (alertq up)"
+	@echo "make test   - install, then lint, type-check and run the whole test suite"
+	@echo "make bench  - benchmarks in tests/perf, printed as ratios against same-run baselines"
+	@echo "make clean  - remove the virtualenv and ./var"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+broker:
+	@deploy/local/ensure-broker
+
+run: install broker
+	$(BIN)/alertq topology declare
+	exec $(BIN)/alertq up
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+test: lint typecheck broker
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not perf" $(PYTEST_ARGS)
+
+bench: install broker
+	$(BIN)/pytest tests/perf -m perf -p no:xdist -s $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,98 @@
+"""alertq-enqueue: the command the monitoring core runs once per contact per notification.
+
+Top-down: parse flags → build one event per channel → store each in the spool (fsync) → if a relay
+is alive it publishes them, done → else publish directly with confirms → broker down: leave them in
+the spool for the relay, warn, exit 0.
+
+Standard library only until the direct path: in an alert storm the core forks thousands of these, so
+start-up time is the cost that matters (see tests/perf).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from producer import event as event_builder
+from producer import flags as cli_flags
+from producer import liteconfig, spool
+
+EXIT_OK = 0
+EXIT_NOT_STORED = 1
+EXIT_USAGE = 2
+
+
+def _say(level: str, text: str) -> None:
+    # One line, always: the core logs stderr and a multi-line message is hard to grep.
+    sys.stderr.write(f"alertq-enqueue: {level}: {' '.join(text.split())}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parsed = cli_flags.parse(sys.argv[1:] if argv is None else argv)
+        if parsed is None:
+            sys.stdout.write(cli_flags.HELP)
+            return EXIT_OK
+        events = event_builder.build_events(parsed, stdin=sys.stdin.buffer if sys.stdin else None)
+        config = liteconfig.load(parsed.get("config"))
+    except (cli_flags.UsageError, liteconfig.ConfigError) as exc:
+        _say("error", str(exc))
+        return EXIT_USAGE
+    spool_dir = parsed.get("spool_dir") or config.spool_dir
+
+    stored: list[tuple[str | None, dict[str, object], bytes]] = []
+    spool_error: OSError | None = None
+    for event in events:
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            stored.append((spool.write(spool_dir, body), event, body))
+        except OSError as exc:
+            spool_error = exc
+            stored.append((None, event, body))
+
+    if spool_error is None and spool.relay_alive(spool_dir):
+        return EXIT_OK
+    return _publish_directly(config, spool_dir, stored, spool_error)
+
+
+def _publish_directly(
+    config: liteconfig.LiteConfig,
+    spool_dir: str,
+    stored: list[tuple[str | None, dict[str, object], bytes]],
+    spool_error: OSError | None,
+) -> int:
+    from producer import direct  # pika is imported here, never on the relay path
+    from producer.message import SpooledEvent
+
+    pending = [
+        SpooledEvent(
+            path=path, body=body, routing_key=f"notify.{event['channel']}", event_id=str(event["event_id"])
+        )
+        for path, event, body in stored
+    ]
+    try:
+        dead = direct.publish(config.broker_urls, config.connect_timeout, pending)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if spool_error is not None:
+            _say(
+                "error",
+                f"event not stored: spool {spool_dir} failed ({spool_error.strerror}) and the broker "
+                f"failed ({reason})",
+            )
+            return EXIT_NOT_STORED
+        _say("warning", f"broker unreachable ({reason}); event kept in spool {spool_dir} for `alertq relay`")
+        return EXIT_OK
+    for event in dead:
+        _say(
+            "warning",
+            f"no queue for {event.routing_key}: event {event.event_id} dead-lettered as unroutable "
+            "(is the channel enabled?)",
+        )
+    if spool_error is not None:
+        _say("warning", f"spool {spool_dir} failed ({spool_error.strerror}); event published directly")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

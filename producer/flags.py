@@ -1,0 +1,128 @@
+"""Command-line flags of alertq-enqueue: openITCOCKPIT's two flag sets plus alertq's own.
+
+Hand-written rather than argparse because plugin output is arbitrary text: argparse takes a value such
+as `--output "--- CRITICAL ---"` for a flag and refuses the call, and a refused call is a lost alert.
+Here every flag takes exactly the next argument as its value, whatever it looks like (or `--flag=value`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+USAGE = "usage: alertq-enqueue --channel NAME --type Host|Service --notificationtype TYPE [flags…]"
+
+HELP = f"""{USAGE}
+
+Queue one monitoring notification for delivery by alertq. The monitoring core runs this once per
+contact per notification. The event is stored in the spool directory first (fsynced), then handed to a
+running `alertq relay`, or published straight to RabbitMQ when no relay runs. If the broker is down the
+event stays in the spool and the relay publishes it later: nothing is lost.
+
+openITCOCKPIT Mattermost module flags (accepted unchanged):
+  --type Host|Service         what the notification is about
+  --notificationtype TYPE     $NOTIFICATIONTYPE$: PROBLEM, RECOVERY, ACKNOWLEDGEMENT, … (any text)
+  --hostuuid NAME             $HOSTNAME$ (a UUID in openITCOCKPIT)
+  --serviceuuid NAME          $SERVICEDESC$ (a UUID in openITCOCKPIT)
+  --state N                   $HOSTSTATEID$ or $SERVICESTATEID$ (a name such as CRITICAL works too)
+  --output TEXT               $HOSTOUTPUT$ or $SERVICEOUTPUT$ ('-' reads standard input)
+  --ackauthor TEXT            $NOTIFICATIONAUTHOR$
+  --ackcomment TEXT           $NOTIFICATIONCOMMENT$
+
+openITCOCKPIT Slack module flags (accepted unchanged):
+  --hostname NAME  --hostaddress ADDR  --hoststate N  --servicedesc NAME  --servicestate N  --output TEXT
+
+alertq flags:
+  --channel NAME              where to deliver (mattermost, slack, email, webhook); repeat for several
+  --contact NAME  --contact-email ADDR  --contact-pager NUMBER
+  --notification-number N     $NOTIFICATIONNUMBER$
+  --long-output TEXT          $LONGHOSTOUTPUT$ or $LONGSERVICEOUTPUT$ ('-' reads standard input)
+  --host-display-name TEXT    $HOSTDISPLAYNAME$ (openITCOCKPIT: $HOSTALIAS$ or the host's name)
+  --service-display-name TEXT $SERVICEDISPLAYNAME$
+  --timestamp T               $TIMET$ (epoch seconds) or ISO-8601; default: now
+  --escalation-policy NAME    escalation policy to apply instead of matching one by host/service
+  --core NAME                 the sending core, for the record (default: naemon)
+  --spool-dir DIR             overrides the spool directory setting
+  --config FILE               alertq TOML file
+                              (default: $ALERTQ_CONFIG, ./alertq.toml, /etc/alertq/alertq.toml)
+
+Output is kept as text (invalid UTF-8 replaced) and cut at 64 KiB with a marker.
+Exit status: 0 accepted (published or safely spooled), 2 bad invocation, 1 the event could not be stored.
+
+Example (openITCOCKPIT service notification command, binary replaced and --channel added):
+  alertq-enqueue --channel mattermost --type Service --notificationtype "$NOTIFICATIONTYPE$" \\
+    --hostuuid "$HOSTNAME$" --serviceuuid "$SERVICEDESC$" --state "$SERVICESTATEID$" \\
+    --output "$SERVICEOUTPUT$" --ackauthor "$NOTIFICATIONAUTHOR$" --ackcomment "$NOTIFICATIONCOMMENT$"
+"""
+
+# flag -> attribute; every flag takes one value.
+VALUE_FLAGS = {
+    "--type": "type",
+    "--notificationtype": "notificationtype",
+    "--hostuuid": "hostuuid",
+    "--serviceuuid": "serviceuuid",
+    "--state": "state",
+    "--output": "output",
+    "--ackauthor": "ackauthor",
+    "--ackcomment": "ackcomment",
+    "--hostname": "hostname",
+    "--hostaddress": "hostaddress",
+    "--hoststate": "hoststate",
+    "--servicedesc": "servicedesc",
+    "--servicestate": "servicestate",
+    "--contact": "contact",
+    "--contact-email": "contact_email",
+    "--contact-pager": "contact_pager",
+    "--notification-number": "notification_number",
+    "--long-output": "long_output",
+    "--host-display-name": "host_display_name",
+    "--service-display-name": "service_display_name",
+    "--timestamp": "timestamp",
+    "--escalation-policy": "escalation_policy",
+    "--core": "core",
+    "--spool-dir": "spool_dir",
+    "--config": "config",
+}
+REPEATABLE = {"--channel"}
+
+
+class UsageError(Exception):
+    """A bad invocation; the message names the flag and fits on one line."""
+
+
+@dataclass
+class Flags:
+    channels: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+
+def parse(argv: list[str]) -> Flags | None:
+    """Parse argv (without the program name). Returns None when help was asked for."""
+    flags = Flags()
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("-h", "--help"):
+            return None
+        name, eq, inline = token.partition("=")
+        if name not in VALUE_FLAGS and name not in REPEATABLE:
+            if token.startswith("-"):
+                raise UsageError(f"unknown flag {name} (see --help)")
+            raise UsageError(f"unexpected argument {token[:40]!r}: every value follows its flag (see --help)")
+        if eq:
+            value = inline
+        elif i + 1 < len(argv):
+            i += 1
+            value = argv[i]
+        else:
+            raise UsageError(f"{name} needs a value")
+        if name in REPEATABLE:
+            flags.channels.append(value)
+        else:
+            if VALUE_FLAGS[name] in flags.values:
+                raise UsageError(f"{name} given twice")
+            flags.values[VALUE_FLAGS[name]] = value
+        i += 1
+    return flags

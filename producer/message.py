@@ -1,0 +1,57 @@
+"""How a spooled event becomes an AMQP message; shared by the direct path and the relay (pika only)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import pika
+
+from broker import names
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    """An event's body and routing; `path` is its spool file, None if it could not be spooled."""
+
+    path: str | None
+    body: bytes
+    routing_key: str
+    event_id: str
+
+    @classmethod
+    def load(cls, path: str) -> SpooledEvent:
+        """Read a spool file. Raises OSError, or ValueError for a file that is not an alertq event."""
+        with open(path, "rb") as fh:
+            body = fh.read()
+        event = json.loads(body)
+        if not isinstance(event, dict) or not isinstance(event.get("channel"), str):
+            raise ValueError("not an alertq event: no channel")
+        return cls(
+            path=path,
+            body=body,
+            routing_key=names.notify_key(event["channel"]),
+            event_id=str(event.get("event_id", "")),
+        )
+
+
+def properties(event_id: str, headers: dict[str, object] | None = None) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        content_type="application/json",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        message_id=event_id or None,
+        timestamp=int(time.time()),
+        type="alertq.alert/1",
+        headers=headers,
+    )
+
+
+def dead_headers(reason: str, error: str) -> dict[str, object]:
+    from datetime import UTC, datetime
+
+    return {
+        names.HEADER_DEAD_REASON: reason,
+        names.HEADER_DEAD_AT: datetime.now(UTC).isoformat(),
+        names.HEADER_LAST_ERROR: error[:500],
+    }

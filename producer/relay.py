@@ -1,0 +1,357 @@
+"""alertq relay: publish the spool to RabbitMQ, oldest first, deleting each file only once confirmed.
+
+Top-down:
+1. take `<spool>/relay.lock` (a second relay waits as a standby until the first one dies);
+2. connect (cluster URLs in turn, backoff between attempts) and declare the topology;
+3. publish files through a window of unconfirmed messages (pipelined confirms: the broker's fsync is
+   paid once per batch, not once per event), look for new files every `spool.poll_interval`;
+4. on a confirm delete the file; an unroutable event goes to the dead letters as `unroutable`, an
+   unreadable file as `invalid`, then its file is deleted; a nack leaves the file for a later try;
+5. connection lost: every unconfirmed file is still on disk, so reconnect and carry on (an event whose
+   confirm was lost in the crash is published again: at-least-once, consumers dedupe by event_id);
+6. SIGTERM/SIGINT: stop taking files, wait for outstanding confirms, close, release the lock, exit 0.
+
+One thread, pika's SelectConnection: the relay never blocks its connection, so heartbeats flow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import structlog
+from pika.adapters.select_connection import SelectConnection
+from pika.channel import Channel
+from pika.spec import Basic
+
+from broker import names, topology
+from broker.connection import backoff_delays, connect, describe_error, rotating_parameters
+from producer import spool
+from producer.message import SpooledEvent, dead_headers, properties
+from schemas.settings import Settings
+
+log = structlog.get_logger("alertq.relay")
+
+
+@dataclass
+class InFlight:
+    event: SpooledEvent
+    dead_reason: str | None = None  # set when this publish is the event's trip to the dead letters
+    returned: bool = False
+
+
+class Relay:
+    def __init__(self, settings: Settings, once: bool = False) -> None:
+        self.settings = settings
+        self.once = once
+        self.spool_dir = str(settings.spool.dir)
+        self.window = settings.spool.publish_window
+        self.published = 0
+        self.dead_lettered = 0
+        self._params = rotating_parameters(settings.broker, "alertq relay")
+        self._backoff: Iterator[float] = backoff_delays(settings.broker.reconnect_max_delay)
+        self._connection: SelectConnection | None = None
+        self._channel: Channel | None = None
+        self._inflight: OrderedDict[int, InFlight] = OrderedDict()
+        self._by_message_id: dict[str, int] = {}
+        self._busy_paths: set[str] = set()
+        self._backlog: deque[str] = deque()
+        self._next_tag = 1
+        self._stopping = False
+        self._exit_code = 0
+        self._pump_scheduled = False
+        self._topology_ready = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        lock = spool.RelayLock(self.spool_dir)
+        self._install_signal_handlers()
+        announced = False
+        while not lock.try_acquire():
+            if self._stopping:
+                return 0
+            if not announced:
+                log.info("relay.standby", spool=self.spool_dir, reason="another relay holds relay.lock")
+                announced = True
+            time.sleep(0.05)
+        log.info(
+            "relay.started",
+            spool=self.spool_dir,
+            backlog=len(spool.pending(self.spool_dir)),
+            urls=self.settings.broker.masked_urls,
+        )
+        try:
+            while not self._stopping:
+                self._run_connection()
+                if self._stop_requested():
+                    break
+                if self.once and self._exit_code:
+                    break
+                delay = next(self._backoff)
+                log.info("relay.reconnecting", in_seconds=delay)
+                self._sleep(delay)
+        finally:
+            lock.release()
+        log.info(
+            "relay.stopped",
+            published=self.published,
+            dead_lettered=self.dead_lettered,
+            left_in_spool=len(spool.pending(self.spool_dir)),
+        )
+        return self._exit_code
+
+    def _stop_requested(self) -> bool:
+        # A method, not the attribute, where a callback may have set it meanwhile.
+        return self._stopping
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: Any) -> None:
+            self._stopping = True
+            if self._connection is not None:
+                self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.05, deadline - time.monotonic()))
+
+    def _run_connection(self) -> None:
+        if not self._topology_ready and not self._declare_topology():
+            return
+        self._inflight.clear()
+        self._by_message_id.clear()
+        self._busy_paths.clear()
+        self._backlog.clear()
+        self._next_tag = 1
+        self._connection = SelectConnection(
+            next(self._params),
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_error,
+            on_close_callback=self._on_connection_closed,
+        )
+        self._connection.ioloop.start()
+        self._connection = None
+        self._channel = None
+
+    def _declare_topology(self) -> bool:
+        try:
+            connection = connect(self.settings.broker, "alertq relay (topology)")
+            try:
+                topology.declare(connection.channel(), self.settings)
+            finally:
+                connection.close()
+        except Exception as exc:
+            self._fail_attempt(exc)
+            return False
+        self._topology_ready = True
+        return True
+
+    def _fail_attempt(self, exc: BaseException | str) -> None:
+        reason = exc if isinstance(exc, str) else describe_error(exc)
+        log.warning("relay.broker_unavailable", error=reason, backlog=len(spool.pending(self.spool_dir)))
+        if self.once:
+            self._exit_code = 1
+
+    # ---- connection and channel callbacks ----------------------------------------------------------
+
+    def _on_connection_open(self, connection: SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_error(self, connection: SelectConnection, error: BaseException | str) -> None:
+        self._fail_attempt(error)
+        connection.ioloop.stop()
+
+    def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+        if not self._stopping:
+            self._fail_attempt(reason)
+        if self._inflight:
+            log.info("relay.unconfirmed_left_in_spool", count=len(self._inflight))
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm)
+        self._backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
+        log.info("relay.connected")
+        self._schedule_pump(0)
+
+    def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
+        # A channel error (e.g. an exchange deleted under us) ends the connection: start over cleanly.
+        if not self._stopping:
+            log.warning("relay.channel_closed", error=describe_error(reason))
+            self._topology_ready = False
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    # ---- publishing ---------------------------------------------------------------------------------
+
+    def _schedule_pump(self, delay: float) -> None:
+        if self._pump_scheduled or self._connection is None:
+            return
+        self._pump_scheduled = True
+        self._connection.ioloop.call_later(delay, self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        if self._stopping or self._channel is None or not self._channel.is_open:
+            return
+        while len(self._inflight) < self.window:
+            path = self._next_path()
+            if path is None:
+                break
+            self._publish_file(path)
+        if self._inflight:
+            return  # confirms will pump again
+        if self.once and not self._backlog and not spool.pending(self.spool_dir):
+            self._begin_stop()
+            return
+        self._schedule_pump(self.settings.spool.poll_interval)
+
+    def _next_path(self) -> str | None:
+        if not self._backlog:
+            self._backlog.extend(
+                p
+                for p in (os.path.join(self.spool_dir, n) for n in spool.pending(self.spool_dir))
+                if p not in self._busy_paths
+            )
+        return self._backlog.popleft() if self._backlog else None
+
+    def _publish_file(self, path: str) -> None:
+        try:
+            event = SpooledEvent.load(path)
+        except FileNotFoundError:
+            return  # the direct path of an enqueue published it meanwhile
+        except (OSError, ValueError) as exc:
+            body = _read_raw(path)
+            if body is None:
+                return
+            bad = SpooledEvent(path=path, body=body, routing_key="invalid.spool", event_id="")
+            self._send(InFlight(bad, dead_reason="invalid"), error=f"unreadable spool file: {exc}")
+            return
+        self._send(InFlight(event))
+
+    def _send(self, item: InFlight, error: str = "") -> None:
+        assert self._channel is not None
+        event = item.event
+        if item.dead_reason is None:
+            exchange, props = names.EVENTS_EXCHANGE, properties(event.event_id)
+        else:
+            exchange, props = (
+                names.DEAD_EXCHANGE,
+                properties(event.event_id, dead_headers(item.dead_reason, error)),
+            )
+        tag = self._next_tag
+        self._next_tag += 1
+        self._inflight[tag] = item
+        if event.path is not None:
+            self._busy_paths.add(event.path)
+        if event.event_id:
+            self._by_message_id[event.event_id] = tag
+        self._channel.basic_publish(exchange, event.routing_key, event.body, props, mandatory=True)
+
+    def _on_return(
+        self, channel: Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        # basic.return comes before the confirm of the same message, so mark it for when that arrives.
+        tag = self._by_message_id.get(props.message_id or "")
+        if tag is not None and tag in self._inflight:
+            self._inflight[tag].returned = True
+        else:
+            log.error("relay.return_unmatched", routing_key=method.routing_key, reply=method.reply_text)
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        acked = isinstance(method, Basic.Ack)
+        upto = method.delivery_tag
+        tags = [t for t in self._inflight if t <= upto] if method.multiple else [upto]
+        for tag in tags:
+            item = self._inflight.pop(tag, None)
+            if item is None:
+                continue
+            event = item.event
+            if event.event_id and self._by_message_id.get(event.event_id) == tag:
+                del self._by_message_id[event.event_id]
+            self._settle(item, acked)
+        if self._stopping and not self._inflight:
+            self._close()
+        elif len(self._inflight) <= self.window // 2:
+            self._schedule_pump(0)
+
+    def _settle(self, item: InFlight, acked: bool) -> None:
+        event = item.event
+        path = event.path
+        if not acked:
+            log.warning("relay.nacked", event_id=event.event_id, routing_key=event.routing_key)
+            self._release(path)
+            return
+        if item.returned and item.dead_reason is None:
+            log.warning(
+                "relay.unroutable",
+                event_id=event.event_id,
+                routing_key=event.routing_key,
+                hint="is the channel enabled in the settings?",
+            )
+            self._send(
+                InFlight(event, dead_reason="unroutable"), error=f"no queue bound for {event.routing_key}"
+            )
+            return
+        if item.returned:
+            log.error(
+                "relay.dead_letter_unroutable",
+                event_id=event.event_id,
+                path=path,
+                hint="run `alertq topology declare`; the file stays in the spool",
+            )
+            return  # keep it busy so it is not retried in a loop; a restart tries again
+        if item.dead_reason is None:
+            self.published += 1
+        else:
+            self.dead_lettered += 1
+            log.warning("relay.dead_lettered", event_id=event.event_id, reason=item.dead_reason)
+        if path is not None:
+            spool.remove(path)
+            self._busy_paths.discard(path)
+
+    def _release(self, path: str | None) -> None:
+        if path is not None:
+            self._busy_paths.discard(path)
+
+    # ---- stopping -----------------------------------------------------------------------------------
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        if not self._inflight:
+            self._close()
+            return
+        log.info("relay.draining", unconfirmed=len(self._inflight))
+        if self._connection is not None:
+            self._connection.ioloop.call_later(self.settings.broker.confirm_timeout, self._close)
+
+    def _close(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        if connection.is_open:
+            connection.close()
+        elif not connection.is_closing:
+            connection.ioloop.stop()
+
+
+def _read_raw(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None

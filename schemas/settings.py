@@ -1,0 +1,178 @@
+"""alertq's settings: environment (`ALERTQ_…`, nested with `__`) over a TOML file over defaults.
+
+The TOML file is `$ALERTQ_CONFIG`, else `./alertq.toml`, else `/etc/alertq/alertq.toml`, whichever
+exists first. The defaults run everything on one machine with no setup: RabbitMQ on localhost, the
+spool under `./var`. Secrets are `SecretStr`; `alertq config check` prints them masked.
+
+`producer.liteconfig` reads the few settings the enqueue command needs with the standard library
+alone; a test keeps both readers in agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+CONFIG_SEARCH_PATH = (Path("alertq.toml"), Path("/etc/alertq/alertq.toml"))
+
+
+def config_file() -> Path | None:
+    """The TOML file in force, or None. An `ALERTQ_CONFIG` that names a missing file is an error."""
+    named = os.environ.get("ALERTQ_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"ALERTQ_CONFIG names {named!r}, which is not a file")
+        return path
+    return next((p for p in CONFIG_SEARCH_PATH if p.is_file()), None)
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list, a comma-separated string or a list: `a,b` is what people type in env files."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def mask_url(url: str) -> str:
+    """`amqp://user:***@host/vhost`: enough to tell which broker, nothing to log in with."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerSettings(_Section):
+    urls: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_list)] = Field(
+        default_factory=lambda: [SecretStr(DEFAULT_BROKER_URL)],
+        description="AMQP URLs, tried in order (one per cluster node). Comma-separated in the environment.",
+    )
+    heartbeat: int = Field(30, ge=0, description="AMQP heartbeat in seconds.")
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a TCP+AMQP connection.")
+    blocked_connection_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a connection may stay blocked by a broker alarm before it is dropped.",
+    )
+    confirm_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a publisher confirm.")
+    reconnect_max_delay: float = Field(30.0, gt=0, description="Cap of the reconnect backoff, seconds.")
+    delivery_limit: int = Field(
+        20,
+        ge=1,
+        description="x-delivery-limit of the notify queues: redeliveries before a crash-looping "
+        "message is dead-lettered by the broker.",
+    )
+
+    @property
+    def masked_urls(self) -> list[str]:
+        return [mask_url(u.get_secret_value()) for u in self.urls]
+
+
+class SpoolSettings(_Section):
+    dir: Path = Field(
+        Path("var/spool"), description="Where alertq-enqueue stores events until they are published."
+    )
+    poll_interval: float = Field(
+        0.05, gt=0, le=1, description="Seconds between the relay's looks for new files."
+    )
+    publish_window: int = Field(
+        256, ge=1, le=10_000, description="Events the relay publishes before it waits for their confirms."
+    )
+
+
+class RetrySettings(_Section):
+    delays: Annotated[list[int], NoDecode, BeforeValidator(_split_list)] = Field(
+        default_factory=lambda: [10, 60, 300, 900],
+        description="Broker-held retry delays in seconds, one tier per attempt; the last repeats.",
+    )
+    max_attempts: int = Field(
+        10, ge=1, description="Delivery attempts before a notification is dead-lettered."
+    )
+    max_age: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds after creation when a notification is dead-lettered "
+        "as expired: news that old helps nobody.",
+    )
+
+    @model_validator(mode="after")
+    def _delays_positive(self) -> RetrySettings:
+        if not self.delays or any(d <= 0 for d in self.delays):
+            raise ValueError("retry.delays needs at least one delay, each a positive number of seconds")
+        return self
+
+
+class ChannelSettings(_Section):
+    """What every channel has. Each channel's own fields are added by its settings class."""
+
+    model_config = ConfigDict(extra="allow")
+    enabled: bool = True
+
+
+class ChannelsSettings(_Section):
+    """One entry per channel; the key is the channel name in `--channel` and in `notify.<channel>`."""
+
+    mattermost: ChannelSettings = Field(default_factory=ChannelSettings)
+    slack: ChannelSettings = Field(default_factory=ChannelSettings)
+    email: ChannelSettings = Field(default_factory=ChannelSettings)
+    webhook: ChannelSettings = Field(default_factory=ChannelSettings)
+
+    def enabled_names(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name).enabled]
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: JSON lines when stderr is not a terminal, readable colours when it is."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTQ_", env_nested_delimiter="__", extra="forbid")
+
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

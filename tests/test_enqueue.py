@@ -1,0 +1,502 @@
+"""alertq-enqueue as the monitoring core runs it: real processes, the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from broker import names
+from schemas.alert import KNOWN_NOTIFICATION_TYPES, AlertEvent
+from schemas.settings import Settings
+from tests.conftest import run
+from tests.support import amqp
+
+HOST_FLAGS = [
+    "--type",
+    "Host",
+    "--hostuuid",
+    "c36b8048-93ce-4385-ac19-ab5c90574b77",
+    "--state",
+    "1",
+    "--output",
+    "CRITICAL - 10.0.0.1: rta nan, lost 100%",
+]
+SERVICE_FLAGS = [
+    "--type",
+    "Service",
+    "--hostuuid",
+    "c36b8048-93ce-4385-ac19-ab5c90574b77",
+    "--serviceuuid",
+    "74fd8f59-1348-4e16-85f0-4a5c57c7dd62",
+    "--state",
+    "2",
+    "--output",
+    "DISK CRITICAL - free space: / 120 MB (1%)",
+]
+
+
+def enqueue(env: dict[str, str], *args: str, stdin: bytes | None = None) -> tuple[int, str]:
+    import subprocess
+
+    result = subprocess.run(
+        ["alertq-enqueue", *args], env=env, input=stdin, capture_output=True, timeout=60, check=False
+    )
+    return result.returncode, result.stderr.decode()
+
+
+@pytest.mark.parametrize("notification_type", [*KNOWN_NOTIFICATION_TYPES, "SOMETHINGNEW"])
+@pytest.mark.parametrize("kind", ["host", "service"])
+def test_every_notification_type_arrives_with_every_field(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, kind: str, notification_type: str
+) -> None:
+    flags = HOST_FLAGS if kind == "host" else SERVICE_FLAGS
+    ack = (
+        ["--ackauthor", "jdoe", "--ackcomment", "on it"]
+        if notification_type == "ACKNOWLEDGEMENT"
+        else ["--ackauthor", "", "--ackcomment", ""]
+    )
+    before = datetime.now(UTC)
+    code, err = enqueue(
+        alertq_env,
+        "--channel",
+        "mattermost",
+        "--notificationtype",
+        notification_type,
+        *flags,
+        *ack,
+        "--hostaddress",
+        "10.0.0.1",
+        "--host-display-name",
+        "web01",
+        *(["--service-display-name", "Disk /"] if kind == "service" else []),
+        "--contact",
+        "oncall",
+        "--contact-email",
+        "oncall@example.org",
+        "--notification-number",
+        "3",
+        "--long-output",
+        "line1\nline2",
+    )
+    assert (code, err) == (0, "")
+    [message] = amqp.take(amqp_url, names.notify_queue("mattermost"), 1)
+    event = AlertEvent.model_validate_json(message.body)
+    assert message.routing_key == "notify.mattermost"
+    assert message.properties.message_id == event.event_id
+    assert message.properties.content_type == "application/json"
+    assert message.properties.delivery_mode == 2
+    assert event.schema_ == "alertq.alert/1"
+    assert event.channel == "mattermost"
+    assert event.kind == kind
+    assert event.notification_type == notification_type
+    assert event.host.id == event.host.name == "c36b8048-93ce-4385-ac19-ab5c90574b77"
+    assert event.host.display_name == "web01"
+    assert event.host.address == "10.0.0.1"
+    if kind == "service":
+        assert event.service is not None
+        assert event.service.id == "74fd8f59-1348-4e16-85f0-4a5c57c7dd62"
+        assert event.service.display_name == "Disk /"
+        assert event.state == 2 and event.state_name == "CRITICAL"
+        assert event.output == "DISK CRITICAL - free space: / 120 MB (1%)"
+    else:
+        assert event.service is None
+        assert event.state == 1 and event.state_name == "DOWN"
+        assert event.output == "CRITICAL - 10.0.0.1: rta nan, lost 100%"
+    assert event.long_output == "line1\nline2"
+    if notification_type == "ACKNOWLEDGEMENT":
+        assert event.ack is not None and (event.ack.author, event.ack.comment) == ("jdoe", "on it")
+    else:
+        assert event.ack is None
+    assert event.notification_number == 3
+    assert event.contact is not None and event.contact.email == "oncall@example.org"
+    assert event.contact.name == "oncall" and event.contact.pager is None
+    assert event.escalation is None
+    assert event.source.producer_host == os.uname().nodename
+    assert before <= event.created_at <= datetime.now(UTC)
+    # The escalator gets a copy of every first delivery.
+    assert amqp.depth(amqp_url, names.ESCALATOR_QUEUE) == 1
+
+
+def test_slack_flag_set_is_accepted_unchanged(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str
+) -> None:
+    # openITCOCKPIT's SlackModule.SlackNotification service command, binary replaced, --channel added.
+    code, err = enqueue(
+        alertq_env,
+        "--channel",
+        "slack",
+        "--type",
+        "Service",
+        "--notificationtype",
+        "RECOVERY",
+        "--hostname",
+        "web01",
+        "--hostaddress",
+        "192.0.2.7",
+        "--hoststate",
+        "0",
+        "--servicedesc",
+        "HTTP",
+        "--servicestate",
+        "0",
+        "--output",
+        "HTTP OK: 200",
+    )
+    assert (code, err) == (0, "")
+    [message] = amqp.take(amqp_url, names.notify_queue("slack"), 1)
+    event = AlertEvent.model_validate_json(message.body)
+    assert (event.host.name, event.host.address, event.service and event.service.name) == (
+        "web01",
+        "192.0.2.7",
+        "HTTP",
+    )
+    assert (event.kind, event.state, event.notification_type) == ("service", 0, "RECOVERY")
+
+
+def test_channel_twice_gives_two_messages(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str
+) -> None:
+    code, _ = enqueue(
+        alertq_env,
+        "--channel",
+        "mattermost",
+        "--channel",
+        "email",
+        "--notificationtype",
+        "PROBLEM",
+        *SERVICE_FLAGS,
+        "--escalation-policy",
+        "db-team",
+        "--timestamp",
+        "1795800000",
+    )
+    assert code == 0
+    [mm] = amqp.take(amqp_url, names.notify_queue("mattermost"), 1)
+    [mail] = amqp.take(amqp_url, names.notify_queue("email"), 1)
+    a, b = AlertEvent.model_validate_json(mm.body), AlertEvent.model_validate_json(mail.body)
+    assert (a.channel, b.channel) == ("mattermost", "email")
+    assert a.event_id != b.event_id
+    assert a.model_dump(exclude={"event_id", "channel"}) == b.model_dump(exclude={"event_id", "channel"})
+    assert a.escalation is not None and (a.escalation.policy, a.escalation.step) == ("db-team", 0)
+    assert a.created_at == datetime.fromtimestamp(1795800000, UTC)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (
+            [
+                "--type",
+                "Service",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--serviceuuid",
+                "s",
+                "--state",
+                "2",
+            ],
+            "--channel",
+        ),
+        (
+            ["--channel", "mattermost", "--notificationtype", "PROBLEM", "--hostuuid", "h", "--state", "1"],
+            "--type",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Router",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+            ],
+            "--type",
+        ),
+        (
+            ["--channel", "mattermost", "--type", "Host", "--hostuuid", "h", "--state", "1"],
+            "--notificationtype",
+        ),
+        (
+            ["--channel", "mattermost", "--type", "Host", "--notificationtype", "PROBLEM", "--state", "1"],
+            "--hostuuid",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Service",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+            ],
+            "--serviceuuid",
+        ),
+        (
+            ["--channel", "mattermost", "--type", "Host", "--notificationtype", "PROBLEM", "--hostuuid", "h"],
+            "--state",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "$HOSTSTATEID$",
+            ],
+            "--state",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "7",
+            ],
+            "--state",
+        ),
+        (
+            [
+                "--channel",
+                "Matter Most",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+            ],
+            "--channel",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+                "--colour",
+                "red",
+            ],
+            "--colour",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+                "--notification-number",
+                "three",
+            ],
+            "--notification-number",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+                "--timestamp",
+                "yesterday",
+            ],
+            "--timestamp",
+        ),
+        (
+            [
+                "--channel",
+                "mattermost",
+                "--type",
+                "Host",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostuuid",
+                "h",
+                "--state",
+                "1",
+                "--output",
+            ],
+            "--output",
+        ),
+    ],
+)
+def test_bad_invocation_exits_2_with_one_line_naming_the_flag(
+    alertq_env: dict[str, str], tmp_path: Path, args: list[str], flag: str
+) -> None:
+    code, err = enqueue(alertq_env, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("alertq-enqueue: error:")
+    assert flag in err
+    assert not list((tmp_path / "spool").glob("*.json")), "a refused call stores nothing"
+
+
+def test_odd_output_is_kept_as_text(declared: Settings, alertq_env: dict[str, str], amqp_url: str) -> None:
+    weird = b"caf\xc3\xa9 \xff\xfe broken; $(rm -rf /) `id` && echo $HOME | tee >out 'q' \"dq\" \\ \t*?[]"
+    big = ("x" * 100 + "\n") * 1200  # 121 KiB: over the cut, under Linux's 128 KiB per argument
+    code, _ = enqueue(
+        alertq_env,
+        "--channel",
+        "webhook",
+        "--notificationtype",
+        "CUSTOM",
+        *HOST_FLAGS[:-2],
+        "--output",
+        os.fsdecode(weird),
+        "--long-output",
+        big,
+    )
+    assert code == 0
+    [message] = amqp.take(amqp_url, names.notify_queue("webhook"), 1)
+    event = AlertEvent.model_validate_json(message.body)
+    assert event.output == weird.decode("utf-8", "replace")
+    assert "café \ufffd\ufffd broken; $(rm -rf /) `id`" in event.output
+    assert len(event.long_output.encode()) == 64 * 1024
+    assert event.long_output.startswith(big[:60000])
+    assert event.long_output.endswith(f"[alertq: cut at 64 KiB, {len(big) - 64 * 1024} more bytes dropped]")
+
+
+def test_one_mebibyte_of_output_from_stdin_is_cut_at_64_kib(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str
+) -> None:
+    # A single argument cannot exceed 128 KiB on Linux, so big output comes on standard input.
+    mebibyte = ("é" * 511 + "x\n").encode() * 1024
+    assert len(mebibyte) == 1024 * 1024
+    code, _ = enqueue(
+        alertq_env,
+        "--channel",
+        "webhook",
+        "--notificationtype",
+        "PROBLEM",
+        *HOST_FLAGS[:-2],
+        "--output",
+        "-",
+        stdin=mebibyte,
+    )
+    assert code == 0
+    [message] = amqp.take(amqp_url, names.notify_queue("webhook"), 1)
+    output = AlertEvent.model_validate_json(message.body).output
+    assert len(output.encode()) <= 64 * 1024
+    assert "\ufffd" not in output, "the cut falls on a character boundary"
+    assert output.startswith(mebibyte[:60000].decode("utf-8", "ignore"))
+    assert "more bytes dropped]" in output
+
+
+def test_broker_down_keeps_the_event_and_warns_without_secrets(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.support.rabbit import free_port
+
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": f"amqp://alertq:s3cr3t-pw@127.0.0.1:{free_port()}/"}
+    code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    assert code == 0
+    assert err.count("\n") == 1 and "warning: broker unreachable" in err
+    assert "s3cr3t-pw" not in err
+    [spooled] = (tmp_path / "spool").glob("*.json")
+    event = AlertEvent.model_validate_json(spooled.read_bytes())
+    assert event.notification_type == "PROBLEM"
+
+
+def test_nothing_stored_anywhere_exits_1(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.support.rabbit import free_port
+
+    (tmp_path / "not-a-dir").write_text("")
+    env = {
+        **alertq_env,
+        "ALERTQ_BROKER__URLS": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        "ALERTQ_SPOOL__DIR": str(tmp_path / "not-a-dir" / "spool"),
+    }
+    code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    assert code == 1
+    assert err.count("\n") == 1 and "event not stored" in err
+
+
+def test_unwritable_spool_falls_back_to_direct_publish(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    env = {**alertq_env, "ALERTQ_SPOOL__DIR": str(tmp_path / "not-a-dir" / "spool")}
+    code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    assert code == 0 and "published directly" in err
+    assert len(amqp.take(amqp_url, names.notify_queue("mattermost"), 1)) == 1
+
+
+def test_unknown_channel_is_dead_lettered_not_lost(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str
+) -> None:
+    code, err = enqueue(
+        alertq_env, "--channel", "mattermots", "--notificationtype", "PROBLEM", *SERVICE_FLAGS
+    )
+    assert code == 0
+    assert "dead-lettered as unroutable" in err
+    [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, 1)
+    assert dead.headers[names.HEADER_DEAD_REASON] == "unroutable"
+    assert dead.routing_key == "notify.mattermots"
+    assert AlertEvent.model_validate_json(dead.body).channel == "mattermots"
+    assert amqp.depth(amqp_url, names.ESCALATOR_QUEUE) == 0
+
+
+def test_live_relay_gets_the_event_from_the_spool(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    from producer import spool
+
+    spool_dir = str(tmp_path / "spool")
+    lock = spool.RelayLock(spool_dir)
+    assert lock.try_acquire()
+    try:
+        code, err = enqueue(
+            alertq_env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS
+        )
+    finally:
+        lock.release()
+    assert (code, err) == (0, "")
+    [spooled] = spool.pending(spool_dir)
+    assert json.loads((tmp_path / "spool" / spooled).read_bytes())["channel"] == "mattermost"
+
+
+def test_help_teaches(alertq_env: dict[str, str]) -> None:
+    result = run(["alertq-enqueue", "--help"], alertq_env)
+    assert result.returncode == 0
+    for flag in ("--hostuuid", "--servicedesc", "--channel", "--escalation-policy", "Exit status"):
+        assert flag in result.stdout
