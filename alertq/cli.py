@@ -57,9 +57,7 @@ def main(config_path: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--once", is_flag=True, help="Publish the backlog, then exit (exit 1 if the broker is unreachable)."
-)
+@click.option("--once", is_flag=True, help="Publish the backlog, then exit (exit 1 if the broker is unreachable).")
 def relay(once: bool) -> None:
     """Publish spooled events to RabbitMQ, oldest first, deleting each file once confirmed.
 
@@ -127,9 +125,7 @@ def config_check() -> None:
     """
     settings = load_settings_or_exit()
     click.echo(json.dumps(effective_settings(settings), indent=2, sort_keys=False))
-    click.echo(
-        f"settings are valid (config file: {config_file() or 'none, defaults and environment'})", err=True
-    )
+    click.echo(f"settings are valid (config file: {config_file() or 'none, defaults and environment'})", err=True)
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:

@@ -66,15 +66,11 @@ def delay_queue(seconds: int) -> tuple[Queue, Binding]:
         names.delay_queue(seconds),
         _quorum(**{"x-message-ttl": seconds * 1000}, **_dead_lettering(names.EVENTS_EXCHANGE)),
     )
-    binding = Binding(
-        names.DELAY_EXCHANGE, queue.name, "", {"x-match": "all", names.HEADER_DELAY: str(seconds)}
-    )
+    binding = Binding(names.DELAY_EXCHANGE, queue.name, "", {"x-match": "all", names.HEADER_DELAY: str(seconds)})
     return queue, binding
 
 
-def plan(
-    settings: Settings, channels: Iterable[str] | None = None, delays: Iterable[int] | None = None
-) -> Plan:
+def plan(settings: Settings, channels: Iterable[str] | None = None, delays: Iterable[int] | None = None) -> Plan:
     channel_names = list(settings.channels.enabled_names() if channels is None else channels)
     delay_values = sorted(set(settings.retry.delays if delays is None else delays))
     exchanges = [

@@ -65,9 +65,7 @@ def _publish_directly(
     from producer.message import SpooledEvent
 
     pending = [
-        SpooledEvent(
-            path=path, body=body, routing_key=f"notify.{event['channel']}", event_id=str(event["event_id"])
-        )
+        SpooledEvent(path=path, body=body, routing_key=f"notify.{event['channel']}", event_id=str(event["event_id"]))
         for path, event, body in stored
     ]
     try:
@@ -77,8 +75,7 @@ def _publish_directly(
         if spool_error is not None:
             _say(
                 "error",
-                f"event not stored: spool {spool_dir} failed ({spool_error.strerror}) and the broker "
-                f"failed ({reason})",
+                f"event not stored: spool {spool_dir} failed ({spool_error.strerror}) and the broker failed ({reason})",
             )
             return EXIT_NOT_STORED
         _say("warning", f"broker unreachable ({reason}); event kept in spool {spool_dir} for `alertq relay`")

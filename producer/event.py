@@ -86,9 +86,7 @@ def build_events(flags: Flags, stdin: Any = None) -> list[dict[str, Any]]:
         raise UsageError("--channel is required (mattermost, slack, email or webhook)")
     for channel in flags.channels:
         if not CHANNEL_NAME.match(channel):
-            raise UsageError(
-                f"--channel: {channel[:40]!r} is not a channel name (lowercase letters, digits, - _)"
-            )
+            raise UsageError(f"--channel: {channel[:40]!r} is not a channel name (lowercase letters, digits, - _)")
     kind_raw = v("type")
     if kind_raw is None:
         raise UsageError("--type is required (Host or Service)")
@@ -112,9 +110,7 @@ def build_events(flags: Flags, stdin: Any = None) -> list[dict[str, Any]]:
             "name": service_id,
             "display_name": clean_text(_nonempty(v("service_display_name")) or service_id),
         }
-        state_flag, state_value = (
-            ("--state", v("state")) if v("state") else ("--servicestate", v("servicestate"))
-        )
+        state_flag, state_value = ("--state", v("state")) if v("state") else ("--servicestate", v("servicestate"))
         names = SERVICE_STATES
     else:
         state_flag, state_value = ("--state", v("state")) if v("state") else ("--hoststate", v("hoststate"))
@@ -129,8 +125,7 @@ def build_events(flags: Flags, stdin: Any = None) -> list[dict[str, Any]]:
     contact = None
     if any(_nonempty(v(k)) for k in ("contact", "contact_email", "contact_pager")):
         contact = {
-            k: _nonempty(v(f))
-            for k, f in (("name", "contact"), ("email", "contact_email"), ("pager", "contact_pager"))
+            k: _nonempty(v(f)) for k, f in (("name", "contact"), ("email", "contact_email"), ("pager", "contact_pager"))
         }
     policy = _nonempty(v("escalation_policy"))
 

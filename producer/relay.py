@@ -261,9 +261,7 @@ class Relay:
             self._by_message_id[event.event_id] = tag
         self._channel.basic_publish(exchange, event.routing_key, event.body, props, mandatory=True)
 
-    def _on_return(
-        self, channel: Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes
-    ) -> None:
+    def _on_return(self, channel: Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes) -> None:
         # basic.return comes before the confirm of the same message, so mark it for when that arrives.
         tag = self._by_message_id.get(props.message_id or "")
         if tag is not None and tag in self._inflight:
@@ -303,9 +301,7 @@ class Relay:
                 routing_key=event.routing_key,
                 hint="is the channel enabled in the settings?",
             )
-            self._send(
-                InFlight(event, dead_reason="unroutable"), error=f"no queue bound for {event.routing_key}"
-            )
+            self._send(InFlight(event, dead_reason="unroutable"), error=f"no queue bound for {event.routing_key}")
             return
         if item.returned:
             log.error(

@@ -25,6 +25,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.channels import ChannelSettings, EmailSettings, MattermostSettings, SlackSettings, WebhookSettings
+
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 CONFIG_SEARCH_PATH = (Path("alertq.toml"), Path("/etc/alertq/alertq.toml"))
 
@@ -90,12 +92,8 @@ class BrokerSettings(_Section):
 
 
 class SpoolSettings(_Section):
-    dir: Path = Field(
-        Path("var/spool"), description="Where alertq-enqueue stores events until they are published."
-    )
-    poll_interval: float = Field(
-        0.05, gt=0, le=1, description="Seconds between the relay's looks for new files."
-    )
+    dir: Path = Field(Path("var/spool"), description="Where alertq-enqueue stores events until they are published.")
+    poll_interval: float = Field(0.05, gt=0, le=1, description="Seconds between the relay's looks for new files.")
     publish_window: int = Field(
         256, ge=1, le=10_000, description="Events the relay publishes before it waits for their confirms."
     )
@@ -106,9 +104,7 @@ class RetrySettings(_Section):
         default_factory=lambda: [10, 60, 300, 900],
         description="Broker-held retry delays in seconds, one tier per attempt; the last repeats.",
     )
-    max_attempts: int = Field(
-        10, ge=1, description="Delivery attempts before a notification is dead-lettered."
-    )
+    max_attempts: int = Field(10, ge=1, description="Delivery attempts before a notification is dead-lettered.")
     max_age: float = Field(
         3600.0,
         gt=0,
@@ -123,23 +119,22 @@ class RetrySettings(_Section):
         return self
 
 
-class ChannelSettings(_Section):
-    """What every channel has. Each channel's own fields are added by its settings class."""
-
-    model_config = ConfigDict(extra="allow")
-    enabled: bool = True
-
-
 class ChannelsSettings(_Section):
     """One entry per channel; the key is the channel name in `--channel` and in `notify.<channel>`."""
 
-    mattermost: ChannelSettings = Field(default_factory=ChannelSettings)
-    slack: ChannelSettings = Field(default_factory=ChannelSettings)
-    email: ChannelSettings = Field(default_factory=ChannelSettings)
-    webhook: ChannelSettings = Field(default_factory=ChannelSettings)
+    mattermost: MattermostSettings = Field(default_factory=MattermostSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
     def enabled_names(self) -> list[str]:
         return [name for name in type(self).model_fields if getattr(self, name).enabled]
+
+    def get(self, name: str) -> ChannelSettings:
+        if name not in type(self).model_fields:
+            raise KeyError(f"no channel {name!r}; channels: {', '.join(type(self).model_fields)}")
+        settings: ChannelSettings = getattr(self, name)
+        return settings
 
 
 class LogSettings(_Section):

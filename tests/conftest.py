@@ -37,11 +37,7 @@ def require(condition: bool, reason: str) -> None:
 
 
 def _docker_works() -> bool:
-    if (
-        os.environ.get("RABBITMQ_URL")
-        or os.environ.get("ALERTQ_TEST_DOCKER") == "0"
-        or not shutil.which("docker")
-    ):
+    if os.environ.get("RABBITMQ_URL") or os.environ.get("ALERTQ_TEST_DOCKER") == "0" or not shutil.which("docker"):
         return False
     return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
 
@@ -109,9 +105,7 @@ def declared(settings: Settings) -> Settings:
 def private_node() -> Iterator[PrivateNode]:
     """A RabbitMQ node of this test's own, started; the test may stop and restart it."""
     require(shutil.which("rabbitmq-server") is not None, "rabbitmq-server is not installed")
-    require(
-        os.geteuid() == 0, "private RabbitMQ nodes need root (Debian's wrapper switches to user rabbitmq)"
-    )
+    require(os.geteuid() == 0, "private RabbitMQ nodes need root (Debian's wrapper switches to user rabbitmq)")
     node = PrivateNode()
     try:
         node.start()

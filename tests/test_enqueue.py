@@ -121,9 +121,7 @@ def test_every_notification_type_arrives_with_every_field(
     assert amqp.depth(amqp_url, names.ESCALATOR_QUEUE) == 1
 
 
-def test_slack_flag_set_is_accepted_unchanged(
-    declared: Settings, alertq_env: dict[str, str], amqp_url: str
-) -> None:
+def test_slack_flag_set_is_accepted_unchanged(declared: Settings, alertq_env: dict[str, str], amqp_url: str) -> None:
     # openITCOCKPIT's SlackModule.SlackNotification service command, binary replaced, --channel added.
     code, err = enqueue(
         alertq_env,
@@ -157,9 +155,7 @@ def test_slack_flag_set_is_accepted_unchanged(
     assert (event.kind, event.state, event.notification_type) == ("service", 0, "RECOVERY")
 
 
-def test_channel_twice_gives_two_messages(
-    declared: Settings, alertq_env: dict[str, str], amqp_url: str
-) -> None:
+def test_channel_twice_gives_two_messages(declared: Settings, alertq_env: dict[str, str], amqp_url: str) -> None:
     code, _ = enqueue(
         alertq_env,
         "--channel",
@@ -424,9 +420,7 @@ def test_one_mebibyte_of_output_from_stdin_is_cut_at_64_kib(
     assert "more bytes dropped]" in output
 
 
-def test_broker_down_keeps_the_event_and_warns_without_secrets(
-    alertq_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_broker_down_keeps_the_event_and_warns_without_secrets(alertq_env: dict[str, str], tmp_path: Path) -> None:
     from tests.support.rabbit import free_port
 
     env = {**alertq_env, "ALERTQ_BROKER__URLS": f"amqp://alertq:s3cr3t-pw@127.0.0.1:{free_port()}/"}
@@ -466,9 +460,7 @@ def test_unwritable_spool_falls_back_to_direct_publish(
 def test_unknown_channel_is_dead_lettered_not_lost(
     declared: Settings, alertq_env: dict[str, str], amqp_url: str
 ) -> None:
-    code, err = enqueue(
-        alertq_env, "--channel", "mattermots", "--notificationtype", "PROBLEM", *SERVICE_FLAGS
-    )
+    code, err = enqueue(alertq_env, "--channel", "mattermots", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
     assert code == 0
     assert "dead-lettered as unroutable" in err
     [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, 1)
@@ -485,9 +477,7 @@ def test_live_relay_gets_the_event_from_the_spool(alertq_env: dict[str, str], tm
     lock = spool.RelayLock(spool_dir)
     assert lock.try_acquire()
     try:
-        code, err = enqueue(
-            alertq_env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS
-        )
+        code, err = enqueue(alertq_env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
     finally:
         lock.release()
     assert (code, err) == (0, "")

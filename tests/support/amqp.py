@@ -48,9 +48,7 @@ def wait_depth(url: str, queue: str, expected: int, timeout: float = 30.0) -> in
     return seen
 
 
-def take(
-    url: str, queue: str, count: int | None = None, timeout: float = 30.0, settle: float = 0.3
-) -> list[Received]:
+def take(url: str, queue: str, count: int | None = None, timeout: float = 30.0, settle: float = 0.3) -> list[Received]:
     """Take messages out of `queue` (acking them): `count` of them, or, with None, until it stays empty
     for `settle` seconds. Waits up to `timeout` for `count` to arrive."""
     connection = connect(url)

@@ -78,9 +78,7 @@ class PrivateNode:
         self.port = free_port()
         self.dist_port = free_port()
         self.base = Path(tempfile.mkdtemp(prefix="alertq-rabbit-"))
-        (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n"
-        )
+        (self.base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n")
         (self.base / "enabled_plugins").write_text("[].\n")
         shutil.chown(self.base, "rabbitmq", "rabbitmq")
         for child in self.base.iterdir():

@@ -1,0 +1,86 @@
+"""Settings of each delivery channel: `[channels.<name>]` in TOML, `ALERTQ_CHANNELS__<NAME>__…` in env.
+
+Adding a channel is one module in `workers/channels/` and one settings class here plus its field in
+`ChannelsSettings`. What every channel shares (enabled, rate limit, HTTP client) is in `ChannelSettings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RateLimit(_Section):
+    """Token bucket per target (one webhook URL, one SMTP server): steady rate plus a short burst."""
+
+    per_second: float = Field(10.0, gt=0, description="Sustained deliveries per second to one target.")
+    burst: int = Field(20, ge=1, description="Deliveries allowed at once after a quiet spell.")
+
+
+class HttpSettings(_Section):
+    """Every outbound HTTP call of a channel: timeouts, TLS, proxy (openITCOCKPIT's "Use Proxy Server")."""
+
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect.")
+    read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the answer (kept below the heartbeat).")
+    verify_tls: bool = Field(True, description="Verify the server's certificate. Prefer ca_bundle to turning this off.")
+    ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust, for self-signed servers.")
+    proxy: SecretStr | None = Field(None, description="Proxy URL for this channel (may hold credentials).")
+
+
+class ChannelSettings(_Section):
+    """What every channel has."""
+
+    enabled: bool = True
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+
+class MattermostSettings(ChannelSettings):
+    url: SecretStr | None = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
+    channel: str | None = Field(None, description="Channel override (the webhook must allow it).")
+    username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
+    icon_url: str | None = None
+    ui_base_url: str | None = Field(
+        None,
+        description="openITCOCKPIT base URL, e.g. https://oitc.example.org, to link host and service names to the UI.",
+    )
+    two_way: bool = Field(False, description="Add a signed Acknowledge button that calls the ack listener.")
+    ack_url: str | None = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
+
+
+class SlackSettings(ChannelSettings):
+    rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=1.0, burst=3))
+    url: SecretStr | None = Field(None, description="Incoming webhook URL, https://hooks.slack.com/services/T…/B…/….")
+    ui_base_url: str | None = None
+    two_way: bool = Field(
+        False,
+        description="Add a signed Acknowledge button (Slack app interactivity must "
+        "point at the ack listener's /slack/actions).",
+    )
+
+
+class EmailSettings(ChannelSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: float = Field(10.0, gt=0)
+    sender: str = Field("alertq@localhost", description="From: address.")
+    recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
+    ui_base_url: str | None = None
+
+
+class WebhookSettings(ChannelSettings):
+    url: SecretStr | None = Field(None, description="Where to POST the event JSON.")
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="If set, an HMAC-SHA256 of the body is sent in `signature_header` as `sha256=<hex>`.",
+    )
+    signature_header: str = "X-Alertq-Signature"
