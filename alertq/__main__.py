@@ -1,0 +1,3 @@
+from alertq.cli import main
+
+main()
