@@ -65,7 +65,13 @@ class SharedBroker:
 
 
 def _run(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    for attempt in range(5):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        # Every rabbitmqctl takes an Erlang distribution port from a small range (35672-35682); when the
+        # engineers' parallel suites run more CLIs at once than that, one fails to start: try again.
+        if result.returncode == 0 or "nodistribution" not in result.stderr or attempt == 4:
+            break
+        time.sleep(0.5 + attempt)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
 
