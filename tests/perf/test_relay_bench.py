@@ -99,3 +99,6 @@ def test_relay_drains_a_spool_faster_than_synchronous_confirms(
             "quorum queues: notify.mattermost and the escalator's copy",
         ],
     )
+    # Pipelined confirms against one confirm per round trip: the margin is wide (about 4x measured against
+    # a 2x target, with the machine loaded), and both runs share the broker's load, so this is asserted.
+    assert ratio >= THROUGHPUT_RATIO_TARGET
