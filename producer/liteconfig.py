@@ -83,5 +83,5 @@ class LiteConfig:
         raw = os.environ.get("ALERTQ_BROKER__CONNECT_TIMEOUT") or self._section("broker").get("connect_timeout") or 5.0
         try:
             return float(raw)
-        except ValueError:
+        except (TypeError, ValueError):
             raise ConfigError(f"broker connect_timeout: {str(raw)[:40]!r} is not a number of seconds") from None
