@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(cli_flags.HELP)
             return EXIT_OK
         events = event_builder.build_events(parsed, stdin=sys.stdin.buffer if sys.stdin else None)
-        config = liteconfig.load(parsed.get("config"))
+        config = liteconfig.LiteConfig(parsed.get("config"))
+        spool_dir = parsed.get("spool_dir") or config.spool_dir()
     except (cli_flags.UsageError, liteconfig.ConfigError) as exc:
         _say("error", str(exc))
         return EXIT_USAGE
-    spool_dir = parsed.get("spool_dir") or config.spool_dir
 
     stored: list[tuple[str | None, dict[str, object], bytes]] = []
     spool_error: OSError | None = None
@@ -69,7 +69,15 @@ def _publish_directly(
         for path, event, body in stored
     ]
     try:
-        dead = direct.publish(config.broker_urls, config.connect_timeout, pending)
+        urls, timeout = config.broker_urls(), config.connect_timeout()
+    except liteconfig.ConfigError as exc:
+        if spool_error is not None:
+            _say("error", f"event not stored: spool {spool_dir} failed ({spool_error.strerror}) and {exc}")
+            return EXIT_NOT_STORED
+        _say("error", f"{exc}; event kept in spool {spool_dir} for `alertq relay`")
+        return EXIT_USAGE
+    try:
+        dead = direct.publish(urls, timeout, pending)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if spool_error is not None:

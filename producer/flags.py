@@ -7,8 +7,6 @@ Here every flag takes exactly the next argument as its value, whatever it looks 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 USAGE = "usage: alertq-enqueue --channel NAME --type Host|Service --notificationtype TYPE [flags…]"
 
 HELP = f"""{USAGE}
@@ -89,10 +87,13 @@ class UsageError(Exception):
     """A bad invocation; the message names the flag and fits on one line."""
 
 
-@dataclass
 class Flags:
-    channels: list[str] = field(default_factory=list)
-    values: dict[str, str] = field(default_factory=dict)
+    # A plain class, not a dataclass: importing dataclasses costs the enqueue command more than all its work.
+    __slots__ = ("channels", "values")
+
+    def __init__(self) -> None:
+        self.channels: list[str] = []
+        self.values: dict[str, str] = {}
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)

@@ -5,26 +5,24 @@ must not pay for importing pydantic. It needs two settings: the spool directory 
 path, the broker URLs. They are read from the same places as `schemas.settings.Settings` reads them
 (env `ALERTQ_SPOOL__DIR` / `ALERTQ_BROKER__URLS` over the TOML file over the defaults); a test keeps
 the two readers in agreement.
+
+Each setting is read when first asked for, and the TOML file is parsed only when a setting is not in the
+environment: with `ALERTQ_SPOOL__DIR` set (or `--spool-dir`), an enqueue for a live relay never imports
+tomllib, which costs about as much as everything else that enqueue does.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tomllib
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_SPOOL_DIR = "var/spool"
 CONFIG_SEARCH_PATH = ("alertq.toml", "/etc/alertq/alertq.toml")
-
-
-@dataclass(frozen=True)
-class LiteConfig:
-    spool_dir: str
-    broker_urls: tuple[str, ...]
-    connect_timeout: float
 
 
 class ConfigError(Exception):
@@ -49,22 +47,41 @@ def _split_list(value: Any) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def load(config_path: str | None = None) -> LiteConfig:
-    path = config_path or _config_file()
-    table: dict[str, Any] = {}
-    if path:
+class LiteConfig:
+    """The settings, each read when first needed. Only an ALERTQ_CONFIG that names no file fails at once;
+    an unreadable file raises ConfigError from the first setting that needs it."""
+
+    def __init__(self, config_path: str | None = None) -> None:
+        self._path = config_path or _config_file()
+        self._table: dict[str, Any] | None = None
+
+    def _section(self, name: str) -> dict[str, Any]:
+        if self._table is None:
+            self._table = {}
+            if self._path:
+                import tomllib
+
+                try:
+                    with open(self._path, "rb") as fh:
+                        self._table = tomllib.load(fh)
+                except (OSError, tomllib.TOMLDecodeError) as exc:
+                    raise ConfigError(f"cannot read config file {self._path}: {exc}") from exc
+        section = self._table.get(name, {})
+        return section if isinstance(section, dict) else {}
+
+    def spool_dir(self) -> str:
+        return str(os.environ.get("ALERTQ_SPOOL__DIR") or self._section("spool").get("dir") or DEFAULT_SPOOL_DIR)
+
+    def broker_urls(self) -> tuple[str, ...]:
+        urls_raw = os.environ.get("ALERTQ_BROKER__URLS") or self._section("broker").get("urls") or [DEFAULT_BROKER_URL]
         try:
-            with open(path, "rb") as fh:
-                table = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    spool = table.get("spool", {})
-    broker = table.get("broker", {})
-    spool_dir = os.environ.get("ALERTQ_SPOOL__DIR") or spool.get("dir") or DEFAULT_SPOOL_DIR
-    urls_raw = os.environ.get("ALERTQ_BROKER__URLS") or broker.get("urls") or [DEFAULT_BROKER_URL]
-    timeout = float(os.environ.get("ALERTQ_BROKER__CONNECT_TIMEOUT") or broker.get("connect_timeout") or 5.0)
-    try:
-        urls = tuple(_split_list(urls_raw))
-    except ValueError as exc:
-        raise ConfigError(f"broker urls: {exc}") from exc
-    return LiteConfig(spool_dir=str(spool_dir), broker_urls=urls, connect_timeout=timeout)
+            return tuple(_split_list(urls_raw))
+        except ValueError as exc:
+            raise ConfigError(f"broker urls: {exc}") from exc
+
+    def connect_timeout(self) -> float:
+        raw = os.environ.get("ALERTQ_BROKER__CONNECT_TIMEOUT") or self._section("broker").get("connect_timeout") or 5.0
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"broker connect_timeout: {str(raw)[:40]!r} is not a number of seconds") from None

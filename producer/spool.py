@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import time
 
 LOCK_NAME = "relay.lock"
@@ -27,7 +26,7 @@ def ensure_dirs(spool_dir: str) -> None:
 
 def new_name() -> str:
     # Nanoseconds first so names sort by age; pid and randomness keep concurrent writers apart.
-    return f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+    return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
 
 
 def write(spool_dir: str, body: bytes) -> str:

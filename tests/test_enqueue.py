@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def test_every_notification_type_arrives_with_every_field(
     event = AlertEvent.model_validate_json(message.body)
     assert message.routing_key == "notify.mattermost"
     assert message.properties.message_id == event.event_id
+    assert uuid.UUID(event.event_id).version == 4
     assert message.properties.content_type == "application/json"
     assert message.properties.delivery_mode == 2
     assert event.schema_ == "alertq.alert/1"
@@ -490,3 +492,47 @@ def test_help_teaches(alertq_env: dict[str, str]) -> None:
     assert result.returncode == 0
     for flag in ("--hostuuid", "--servicedesc", "--channel", "--escalation-policy", "Exit status"):
         assert flag in result.stdout
+
+
+def test_broken_config_file_does_not_stop_an_event_for_a_live_relay(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    # The spool dir comes from the environment, so the file is not even read: a relay publishes the event.
+    from producer import spool
+
+    (tmp_path / "broken.toml").write_text("[broker\nurls = \n")
+    env = {**alertq_env, "ALERTQ_CONFIG": str(tmp_path / "broken.toml")}
+    lock = spool.RelayLock(env["ALERTQ_SPOOL__DIR"])
+    assert lock.try_acquire()
+    try:
+        code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    finally:
+        lock.release()
+    assert (code, err) == (0, "")
+    assert len(spool.pending(env["ALERTQ_SPOOL__DIR"])) == 1
+
+
+def test_broken_config_file_without_relay_exits_2_and_keeps_the_event(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "broken.toml").write_text("[broker\nurls = \n")
+    env = {**alertq_env, "ALERTQ_CONFIG": str(tmp_path / "broken.toml")}
+    code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    assert code == 2
+    assert err.count("\n") == 1 and "cannot read config file" in err and "kept in spool" in err
+    [spooled] = (tmp_path / "spool").glob("*.json")
+    assert AlertEvent.model_validate_json(spooled.read_bytes()).notification_type == "PROBLEM"
+
+
+def test_spool_dir_from_the_config_file(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    from producer import spool
+
+    spool_dir = tmp_path / "spool-from-toml"
+    (tmp_path / "alertq.toml").write_text(f"[spool]\ndir = {json.dumps(str(spool_dir))}\n")
+    env = {k: v for k, v in alertq_env.items() if k != "ALERTQ_SPOOL__DIR"}
+    lock = spool.RelayLock(str(spool_dir))
+    assert lock.try_acquire()
+    try:
+        code, err = enqueue(env, "--channel", "mattermost", "--notificationtype", "PROBLEM", *SERVICE_FLAGS)
+    finally:
+        lock.release()
+    assert (code, err) == (0, "")
+    assert len(spool.pending(str(spool_dir))) == 1
