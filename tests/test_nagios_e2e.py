@@ -104,9 +104,7 @@ def test_slack_command_set_with_alertq_flags_and_two_channels(
     )
     core.set_service_state("db01", "postgres", 3, "UNKNOWN - connection refused")
 
-    by_channel = {
-        channel: take_one(amqp_url, names.notify_queue(channel)) for channel in ("slack", "mattermost")
-    }
+    by_channel = {channel: take_one(amqp_url, names.notify_queue(channel)) for channel in ("slack", "mattermost")}
     for channel, event in by_channel.items():
         assert event.channel == channel
         assert (event.host.id, event.host.address) == ("db01", "127.0.0.1")  # $HOSTADDRESS$
