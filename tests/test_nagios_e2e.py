@@ -25,10 +25,10 @@ pytestmark = pytest.mark.nagios
 MATTERMOST_QUEUE = names.notify_queue("mattermost")
 
 
-def take_one(url: str, queue: str) -> AlertEvent:
+def take_one(core: NagiosCore, url: str, queue: str) -> AlertEvent:
     """The one event the last notification put in `queue`, validated; fails on none or more than one."""
     received = amqp.take(url, queue, count=1, timeout=60)
-    assert len(received) == 1, f"no event in {queue} within 60 s"
+    assert len(received) == 1, f"no event in {queue} within 60 s{core.diagnostics()}"
     assert amqp.depth(url, queue) == 0, f"more than one event in {queue}"
     message = received[0]
     event = AlertEvent.model_validate_json(message.body)
@@ -43,7 +43,7 @@ def test_service_problem_recovery_and_host_down_arrive_with_the_cores_macro_valu
     core = nagios_core_factory(hosts={host: [service]})
 
     core.set_service_state(host, service, "CRITICAL", "DISK CRITICAL - free space: / 120 MB (1%)")
-    problem = take_one(amqp_url, MATTERMOST_QUEUE)
+    problem = take_one(core, amqp_url, MATTERMOST_QUEUE)
     assert problem.channel == "mattermost"
     assert problem.kind == "service"
     assert problem.notification_type == "PROBLEM"
@@ -55,14 +55,14 @@ def test_service_problem_recovery_and_host_down_arrive_with_the_cores_macro_valu
     assert core.notifications("SERVICE")[-1][:5] == ["oncall", host, service, "CRITICAL", "alertq-service-notify"]
 
     core.set_service_state(host, service, "OK", "DISK OK - free space: / 5120 MB (42%)")
-    recovery = take_one(amqp_url, MATTERMOST_QUEUE)
+    recovery = take_one(core, amqp_url, MATTERMOST_QUEUE)
     assert recovery.notification_type == "RECOVERY"
     assert (recovery.host.id, recovery.service and recovery.service.id) == (host, service)
     assert (recovery.state, recovery.output) == (0, "DISK OK - free space: / 5120 MB (42%)")
     assert recovery.event_id != problem.event_id
 
     core.set_host_state(host, "DOWN", "CRITICAL - 10.0.0.1: rta nan, lost 100%")
-    down = take_one(amqp_url, MATTERMOST_QUEUE)
+    down = take_one(core, amqp_url, MATTERMOST_QUEUE)
     assert down.kind == "host"
     assert down.notification_type == "PROBLEM"
     assert down.host.id == host
@@ -76,11 +76,11 @@ def test_acknowledgement_through_the_command_file_carries_author_and_comment(
     declared: Settings, amqp_url: str, nagios_core: NagiosCore
 ) -> None:
     nagios_core.set_service_state("web01", "disk", "WARNING", "DISK WARNING - free space: / 900 MB (8%)")
-    assert take_one(amqp_url, MATTERMOST_QUEUE).notification_type == "PROBLEM"
+    assert take_one(nagios_core, amqp_url, MATTERMOST_QUEUE).notification_type == "PROBLEM"
 
     # sticky, notify, persistent; author and comment as an operator types them
     nagios_core.submit("ACKNOWLEDGE_SVC_PROBLEM;web01;disk;2;1;1;Jane Doe;on it, disk cleanup running")
-    ack = take_one(amqp_url, MATTERMOST_QUEUE)
+    ack = take_one(nagios_core, amqp_url, MATTERMOST_QUEUE)
     assert ack.notification_type == "ACKNOWLEDGEMENT"
     assert (ack.state, ack.service and ack.service.id) == (1, "disk")
     assert ack.ack is not None
@@ -104,7 +104,7 @@ def test_slack_command_set_with_alertq_flags_and_two_channels(
     )
     core.set_service_state("db01", "postgres", 3, "UNKNOWN - connection refused")
 
-    by_channel = {channel: take_one(amqp_url, names.notify_queue(channel)) for channel in ("slack", "mattermost")}
+    by_channel = {channel: take_one(core, amqp_url, names.notify_queue(channel)) for channel in ("slack", "mattermost")}
     for channel, event in by_channel.items():
         assert event.channel == channel
         assert (event.host.id, event.host.address) == ("db01", "127.0.0.1")  # $HOSTADDRESS$

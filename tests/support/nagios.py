@@ -19,7 +19,15 @@ what a real core hands over: the core's own macro values, quoted by the core's o
     core.stop()
 
 The timing is shrunk for tests: `interval_length=1` makes every interval in the object config seconds,
-status.dat is rewritten every second and the check result reaper runs every second.
+status.dat is rewritten every second and the check result reaper runs every second. Nagios 4 handles
+external commands on arrival (`command_check_interval` is deprecated there), so a passive result is
+processed, and its notification command started, within a fraction of a second.
+
+When the tests run as root the core runs as Debian's `nagios` account (via setpriv, which keeps the
+clean environment given here); its temp dir under /tmp belongs to that account. If that account cannot
+execute the virtualenv's interpreter (e.g. a pyenv Python under /root), the notification commands use
+a small wrapper running the same `producer.enqueue:main` with the venv's packages on the system Python
+of the same version; see `enqueue_program`.
 """
 
 from __future__ import annotations
@@ -266,6 +274,15 @@ class NagiosCore:
             return next((line for line in self.log_lines()[after:] if matches(line)), None)
 
         return str(self.wait_for(find, timeout, f"log line {fragment!r}"))
+
+    def diagnostics(self) -> str:
+        """What to print when an expected event did not come: the core's log tail and the spool.
+
+        alertq-enqueue exits 0 when it keeps an event in the spool (broker unreachable), so the core
+        logs nothing then; events left in the spool dir show it."""
+        assert self.spool_dir is not None
+        spooled = sorted(p.name for p in self.spool_dir.glob("*.json")) if self.spool_dir.exists() else []
+        return f"{self._log_tail()}\n--- events left in {self.spool_dir}: {spooled or 'none'}"
 
     # -- internals ------------------------------------------------------------------------------------
 
