@@ -19,6 +19,7 @@ from schemas.settings import Settings
 from tests.support import amqp
 from tests.support.nagios import NagiosCore
 from tests.support.nagios_config import SLACK
+from tests.support.nagios_status import Status
 
 pytestmark = pytest.mark.nagios
 
@@ -85,11 +86,15 @@ def test_acknowledgement_through_the_command_file_carries_author_and_comment(
     assert (ack.state, ack.service and ack.service.id) == (1, "disk")
     assert ack.ack is not None
     assert (ack.ack.author, ack.ack.comment) == ("Jane Doe", "on it, disk cleanup running")
-    acknowledged = nagios_core.wait_for(
-        lambda: nagios_core.status().service("web01", "disk")["problem_has_been_acknowledged"] == "1",
-        what="status.dat to show the acknowledgement",
-    )
-    assert acknowledged
+
+    # The core holds the acknowledgement too: the flag and the comment it leaves (entry_type 4).
+    def acknowledged() -> Status | None:
+        status = nagios_core.status()
+        return status if status.service("web01", "disk")["problem_has_been_acknowledged"] == "1" else None
+
+    status = nagios_core.wait_for(acknowledged, what="status.dat to show the acknowledgement")
+    [comment] = status.comments("web01", "disk")
+    assert (comment["entry_type"], comment["author"]) == ("4", "Jane Doe")
 
 
 def test_slack_command_set_with_alertq_flags_and_two_channels(
