@@ -13,7 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from broker import topology
 from broker.connection import connect as broker_connect
 from schemas.settings import Settings
+from tests.support.nagios import NAGIOS_BINARY, SEARCH_PATH, NagiosCore
 from tests.support.rabbit import PrivateNode, SharedBroker, management_api
 
 VENV_BIN = Path(sys.executable).parent
@@ -110,6 +112,33 @@ def private_node() -> Iterator[PrivateNode]:
         yield node
     finally:
         node.destroy()
+
+
+@pytest.fixture
+def nagios_core_factory(amqp_url: str) -> Iterator[Callable[..., NagiosCore]]:
+    """Start Nagios 4 cores whose notifications go to this test's vhost: `factory(**NagiosCore options)`
+    returns a started core (hosts, channels, args, extra_args, directives, …; see tests/support/nagios.py).
+    All are stopped and removed at teardown."""
+    require(shutil.which(NAGIOS_BINARY, path=SEARCH_PATH) is not None, "nagios4-core is not installed")
+    cores: list[NagiosCore] = []
+
+    def start(**options: Any) -> NagiosCore:
+        core = NagiosCore(Path(tempfile.gettempdir()), amqp_url, **options)
+        cores.append(core)
+        return core.start()
+
+    try:
+        yield start
+    finally:
+        for core in cores:
+            core.cleanup()
+
+
+@pytest.fixture
+def nagios_core(nagios_core_factory: Callable[..., NagiosCore]) -> NagiosCore:
+    """A started Nagios 4 core with the defaults: host web01 with service disk, contact oncall, the
+    openITCOCKPIT Mattermost commands on alertq-enqueue --channel mattermost."""
+    return nagios_core_factory()
 
 
 def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
