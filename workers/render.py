@@ -96,8 +96,9 @@ class Notice:
 
 def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
     kind = event.kind
-    host = event.host.display_name or event.host.name
-    service = None if event.service is None else (event.service.display_name or event.service.name)
+    # Names go into titles, subjects and links: one line each, whatever the core sent.
+    host = one_line(event.host.display_name or event.host.name)
+    service = None if event.service is None else one_line(event.service.display_name or event.service.name)
     label = host if service is None else f"{host} / {service}"
     host_url = ui_link(ui_base_url, "hosts", event.host.id)
     service_url = None if event.service is None else ui_link(ui_base_url, "services", event.service.id)

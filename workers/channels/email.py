@@ -34,10 +34,10 @@ _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 
 def subject(event: AlertEvent, notice: Notice) -> str:
     """`** PROBLEM Service Alert: web01/Disk is CRITICAL **`, as Nagios' sample commands write it."""
-    host = event.host.display_name or event.host.name
+    host = one_line(event.host.display_name or event.host.name)
     if event.service is None:
         return one_line(f"** {notice.notification_type} Host Alert: {host} is {notice.state} **")
-    service = event.service.display_name or event.service.name
+    service = one_line(event.service.display_name or event.service.name)
     return one_line(f"** {notice.notification_type} Service Alert: {host}/{service} is {notice.state} **")
 
 

@@ -9,7 +9,6 @@ sign its calls, so the token is the only proof). Mattermost answers 200 `ok`.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from typing import Any
@@ -18,7 +17,8 @@ from schemas.ack_token import sign_incident
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import ConfigurationError, Notifier
-from workers.http import HttpClient, classify
+from workers.chat_post import post_json
+from workers.http import HttpClient
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -31,8 +31,13 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~#])")
 _MENTION = re.compile(r"@(?=\w)")
 
 
+def no_mentions(text: str) -> str:
+    return _MENTION.sub("@\u2060", text)
+
+
 def escape(text: str) -> str:
-    return _MENTION.sub("@\u2060", _MARKDOWN.sub(r"\\\1", text))
+    """Markdown-escaped text that mentions nobody."""
+    return no_mentions(_MARKDOWN.sub(r"\\\1", text))
 
 
 def link_target(url: str) -> str:
@@ -68,11 +73,7 @@ class MattermostNotifier(Notifier):
 
     def send(self, event: AlertEvent) -> None:
         assert self.config.url is not None  # checked in __init__
-        body = json.dumps(self.payload(event)).encode()
-        response = self.http.post(
-            self.config.url.get_secret_value(), data=body, headers={"Content-Type": "application/json"}
-        )
-        classify(response)
+        post_json(self.http, self.config.url, self.payload(event))
 
     def close(self) -> None:
         self.http.close()
@@ -81,7 +82,7 @@ class MattermostNotifier(Notifier):
 def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
     notice = render(event, settings.ui_base_url)
     attachment: dict[str, Any] = {
-        "fallback": notice.title,
+        "fallback": no_mentions(notice.title),
         "color": notice.color,
         "text": _text(notice),
         "fields": [

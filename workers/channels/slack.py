@@ -11,7 +11,6 @@ gone, the payload is wrong), 429 and 5xx are worth retrying.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,8 @@ from schemas.ack_token import sign_incident
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import ConfigurationError, Notifier
-from workers.http import HttpClient, classify
+from workers.chat_post import post_json
+from workers.http import HttpClient
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
@@ -95,11 +95,7 @@ class SlackNotifier(Notifier):
 
     def send(self, event: AlertEvent) -> None:
         assert self.config.url is not None  # checked in __init__
-        body = json.dumps(self.payload(event)).encode()
-        response = self.http.post(
-            self.config.url.get_secret_value(), data=body, headers={"Content-Type": "application/json"}
-        )
-        classify(response, permanent_bodies=PERMANENT_ERRORS)
+        post_json(self.http, self.config.url, self.payload(event), PERMANENT_ERRORS)
 
     def close(self) -> None:
         self.http.close()
