@@ -103,13 +103,13 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
     host_url = ui_link(ui_base_url, "hosts", event.host.id)
     service_url = None if event.service is None else ui_link(ui_base_url, "services", event.service.id)
     notice = Notice(
-        notification_type=event.notification_type,
+        notification_type=one_line(event.notification_type) or "?",
         kind=kind,
         emoji=emoji(event),
         color=color(event),
         label=label,
         state=event.state_name,
-        title=f"{event.notification_type}: {label} is {event.state_name}",
+        title=f"{one_line(event.notification_type)}: {label} is {event.state_name}",
         summary=summary(event, host, service),
         output=event.output,
         long_output=event.long_output,
@@ -184,7 +184,7 @@ def summary(event: AlertEvent, host: str, service: str | None) -> str:
         case "CUSTOM":
             return f"Custom notification{by} about {of_thing} ({state})."
         case other:
-            return f"Notification of type {other} about {of_thing} ({state})."
+            return f"Notification of type {one_line(other)} about {of_thing} ({state})."
 
 
 def facts(event: AlertEvent, host: str, service: str | None) -> tuple[Fact, ...]:

@@ -67,7 +67,8 @@ def fit(text: str, limit: int, markup: Callable[[str], str] = escape) -> str:
         marked = markup(clip(text, budget))
         if len(marked) <= limit:
             return marked
-        budget -= len(marked) - limit
+        # Shrink in proportion to the overshoot: escaping can make text several times longer.
+        budget = min(budget - 1, budget * limit // len(marked))
     return ""
 
 
