@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from schemas.alert import AlertEvent
 from schemas.settings import Settings
 from tests.support.alert_events import ALL_TYPES, KINDS, alert_event, case_name, extra_events
-from tests.support.chat import SIGNING_SECRET, normalise_tokens, pretty
+from tests.support.chat import SIGNING_SECRET, normalise_tokens, own_server, pretty, stalling_server
 from tests.support.golden import check_golden
 from tests.support.tls import local_ca
 from workers.channels.base import ConfigurationError, Permanent, Retryable, load_notifier
@@ -111,7 +109,7 @@ def test_plain_settings_have_no_button_and_no_links(httpserver: HTTPServer) -> N
 
 
 def test_two_way_without_signing_secret_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="ack.signing_secret"):
+    with pytest.raises(ConfigurationError, match=r"ack\.signing_secret"):
         notifier("https://hooks.slack.com" + HOOK_PATH, ack={}, two_way=True)
 
 
@@ -162,21 +160,14 @@ def test_rate_limit_is_retryable_after_retry_after(httpserver: HTTPServer) -> No
     assert caught.value.after == 3
 
 
-def test_slow_slack_times_out_as_retryable(httpserver: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(1.5)
-        return Response("ok")
-
-    httpserver.expect_request(HOOK_PATH).respond_with_handler(slow)
-    with pytest.raises(Retryable, match="timed out"):
-        notifier(httpserver.url_for(HOOK_PATH), http={"read_timeout": 0.3}).send(alert_event("PROBLEM", "host", "slack"))
+def test_slow_slack_times_out_as_retryable() -> None:
+    with stalling_server(HOOK_PATH) as server, pytest.raises(Retryable, match="timed out"):
+        notifier(server.url_for(HOOK_PATH), http={"read_timeout": 0.3}).send(alert_event("PROBLEM", "host", "slack"))
 
 
 def test_tls_is_verified_by_default_and_a_ca_bundle_makes_it_work(tmp_path) -> None:
     ca = local_ca(tmp_path)
-    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=ca.server_context)
-    server.start()
-    try:
+    with own_server(ca.server_context) as server:
         server.expect_request(HOOK_PATH).respond_with_data("ok")
         event = alert_event("PROBLEM", "host", "slack")
         with pytest.raises(Retryable, match="TLS error"):
@@ -184,8 +175,6 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_makes_it_work(tmp_path) -> N
         assert len(server.log) == 0
         notifier(server.url_for(HOOK_PATH), http={"ca_bundle": str(ca.ca_file)}).send(event)
         assert len(server.log) == 1
-    finally:
-        server.stop()
 
 
 def test_proxy_setting_is_honoured(httpserver: HTTPServer) -> None:

@@ -73,8 +73,8 @@ def alert_event(notification_type: str, kind: str, channel: str, **overrides: An
 def extra_events(channel: str) -> dict[str, AlertEvent]:
     """Cases beyond type x kind: an escalated problem, and names/output trying to break the payload."""
     hostile = (
-        '*bold* _it_ ~strike~ `code` ```fence``` [link](http://evil.example) <http://evil.example|click> '
-        '<!channel> @channel @here #general & "quotes" \'single\' </pre><script>alert(1)</script> \\ | # > '
+        "*bold* _it_ ~strike~ `code` ```fence``` [link](http://evil.example) <http://evil.example|click> "
+        "<!channel> @channel @here #general & \"quotes\" 'single' </pre><script>alert(1)</script> \\ | # > "
         "Grüße ✓ 🔥\nsecond line\r\nthird line\ttab"
     )
     return {

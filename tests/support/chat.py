@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from schemas.ack_token import AckClaims, verify_token
 from schemas.alert import AlertEvent
@@ -43,3 +50,33 @@ def normalise_tokens(payload: Any, event: AlertEvent, ttl: int) -> tuple[Any, in
 
 def pretty(payload: Any) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+@contextmanager
+def own_server(ssl_context: ssl.SSLContext | None = None) -> Iterator[HTTPServer]:
+    """A private HTTP(S) server for one test, for what must not leak into the shared `httpserver`
+    (a handler still sleeping after its test ended would log its request into the next test)."""
+    server = HTTPServer(host="127.0.0.1", port=0, ssl_context=ssl_context)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
+@contextmanager
+def stalling_server(path: str) -> Iterator[HTTPServer]:
+    """A server whose answer at `path` never comes before the client gives up."""
+    release = threading.Event()
+
+    def stall(request: Request) -> Response:
+        release.wait(10)
+        return Response("ok")
+
+    with own_server() as server:
+        server.expect_request(path).respond_with_handler(stall)
+        try:
+            yield server
+        finally:
+            release.set()

@@ -6,6 +6,7 @@ then read the diff (`git diff tests/golden`): the golden files are the specifica
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -21,4 +22,10 @@ def check_golden(channel: str, name: str, actual: str) -> None:
         return
     assert path.is_file(), f"no golden file {path}: run with ALERTQ_UPDATE_GOLDEN=1 and review it"
     expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{path} differs from what was sent (ALERTQ_UPDATE_GOLDEN=1 regenerates)"
+    if actual != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(keepends=True), actual.splitlines(keepends=True), str(path), "sent", n=1
+            )
+        )
+        raise AssertionError(f"{path} differs from what was sent (ALERTQ_UPDATE_GOLDEN=1 regenerates):\n{diff}")

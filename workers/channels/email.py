@@ -210,6 +210,9 @@ def _classify(exc: BaseException) -> Retryable | Permanent:
         return Retryable(f"TLS error: {type(exc).__name__}: {exc.reason or ''}".rstrip(": "))
     if isinstance(exc, TimeoutError):
         return Retryable("timed out")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
+        return Retryable("timed out" if "timed out" in str(exc) else "connection lost")
     return Retryable(f"connection failed: {type(exc).__name__}")
 
 
