@@ -41,8 +41,7 @@ def make_token(secret: str | bytes, claims: AckClaims) -> str:
         {"h": claims.host_id, "s": claims.service_id, "e": claims.event_id, "x": claims.expires_at},
         separators=(",", ":"),
         sort_keys=True,
-        ensure_ascii=False,
-    ).encode()
+    ).encode()  # ASCII-escaped: any id, even one with a lone surrogate, makes a token
     signed = f"{VERSION}.{_b64(body)}"
     return f"{signed}.{_b64(_mac(secret, signed))}"
 

@@ -217,6 +217,7 @@ def test_username_without_password_is_a_configuration_error() -> None:
         notifier(25, username="alertq")
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_no_password_in_errors_or_logs(tmp_path, caplog, capsys) -> None:
     caplog.set_level(logging.DEBUG)
     ca = local_ca(tmp_path)
