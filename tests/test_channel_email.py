@@ -237,3 +237,13 @@ def test_no_password_in_errors_or_logs(tmp_path, caplog, capsys) -> None:
     seen = "\n".join(reasons) + caplog.text + "".join(capsys.readouterr())
     assert "authentication failed" in seen and "TLS error" in seen
     assert PASSWORD not in seen
+
+
+def test_invalid_unicode_in_output_is_delivered() -> None:
+    inbox = Inbox()
+    host = {"id": "h1", "name": "h1", "display_name": "web\udc00"}
+    event = alert_event("PROBLEM", "host", "email", output="bad \ud800 surrogate", host=host)
+    with smtp_server(inbox) as port:
+        notifier(port).send(event)
+    assert "bad \ufffd surrogate" in body(received_message(inbox), "plain")
+    assert received_message(inbox)["Subject"] == "** PROBLEM Host Alert: web\ufffd is DOWN **"

@@ -237,3 +237,10 @@ def test_no_secret_in_errors_or_logs(httpserver: HTTPServer, caplog, capsys) -> 
     assert "mattermost" in seen  # the check below would be empty otherwise
     for secret in (HOOK_KEY, SIGNING_SECRET, "proxypass"):
         assert secret not in seen
+
+
+def test_invalid_unicode_in_output_still_makes_valid_json(httpserver: HTTPServer) -> None:
+    httpserver.expect_oneshot_request(HOOK_PATH).respond_with_data("ok")
+    event = alert_event("PROBLEM", "host", "mattermost", output="bad \ud800 surrogate", long_output="\udfff")
+    golden_notifier(httpserver).send(event)
+    assert "bad \ufffd surrogate" in sent_payload(httpserver)["attachments"][0]["text"]

@@ -208,3 +208,10 @@ def test_no_secret_in_errors_or_logs(httpserver: HTTPServer, caplog, capsys) -> 
     assert "HTTP 403" in seen and "TLS error" in seen and "connection failed" in seen
     for secret in (HOOK_KEY, SIGNING_SECRET):
         assert secret not in seen
+
+
+def test_invalid_unicode_in_output_still_makes_valid_json(httpserver: HTTPServer) -> None:
+    httpserver.expect_oneshot_request(HOOK_PATH).respond_with_data("ok")
+    event = alert_event("PROBLEM", "host", "slack", output="bad \ud800 surrogate")
+    notifier(httpserver.url_for(HOOK_PATH), two_way=True).send(event)
+    assert "bad \ufffd surrogate" in json.dumps(sent_payload(httpserver), ensure_ascii=False)

@@ -8,6 +8,7 @@ its own format. Colours and UI links follow openITCOCKPIT's own modules.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,7 @@ TYPE_EMOJI = {
 UNKNOWN_TYPE_EMOJI = ":grey_question:"
 
 TRUNCATION_MARK = "… (truncated)"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class Notice:
     kind: str
     emoji: str
     color: str
-    label: str  # "web01" or "web01 / Disk": display names
+    host: str  # display names, one line each
+    service: str | None
+    label: str  # "web01" or "web01 / Disk"
     state: str
     title: str  # "PROBLEM: web01 / Disk is CRITICAL"
     summary: str  # one sentence on what happened, in words (ack comments are in `facts`)
@@ -107,6 +111,8 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
         kind=kind,
         emoji=emoji(event),
         color=color(event),
+        host=host,
+        service=service,
         label=label,
         state=event.state_name,
         title=f"{one_line(event.notification_type)}: {label} is {event.state_name}",
@@ -229,4 +235,4 @@ def one_line(text: str) -> str:
 
 def valid_text(text: str) -> str:
     """`text` as valid Unicode: lone surrogates (from odd JSON input) become U+FFFD, never an encode crash."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _LONE_SURROGATE.sub("\ufffd", text)

@@ -32,13 +32,11 @@ _ADDRESS = re.compile(r"^[^\s@<>,;\"'()\[\]\\]+@[^\s@<>,;\"'()\[\]\\]+$")
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 
 
-def subject(event: AlertEvent, notice: Notice) -> str:
+def subject(notice: Notice) -> str:
     """`** PROBLEM Service Alert: web01/Disk is CRITICAL **`, as Nagios' sample commands write it."""
-    host = one_line(event.host.display_name or event.host.name)
-    if event.service is None:
-        return one_line(f"** {notice.notification_type} Host Alert: {host} is {notice.state} **")
-    service = one_line(event.service.display_name or event.service.name)
-    return one_line(f"** {notice.notification_type} Service Alert: {host}/{service} is {notice.state} **")
+    if notice.service is None:
+        return f"** {notice.notification_type} Host Alert: {notice.host} is {notice.state} **"
+    return f"** {notice.notification_type} Service Alert: {notice.host}/{notice.service} is {notice.state} **"
 
 
 def text_body(notice: Notice) -> str:
@@ -125,7 +123,7 @@ class EmailNotifier(Notifier):
     def message(self, event: AlertEvent, recipients: list[str], now: datetime | None = None) -> EmailMessage:
         notice = render(event, self.config.ui_base_url)
         msg = EmailMessage()
-        msg["Subject"] = subject(event, notice)
+        msg["Subject"] = subject(notice)
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(recipients)
         msg["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
