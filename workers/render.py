@@ -203,8 +203,10 @@ def facts(event: AlertEvent, host: str, service: str | None) -> tuple[Fact, ...]
     if event.notification_number is not None:
         found.append(Fact("Notification number", str(event.notification_number)))
     if event.ack is not None:
+        # The core fills author/comment for acknowledgements and for custom notifications alike.
         if event.ack.author:
-            found.append(Fact("Acknowledged by", event.ack.author))
+            by = "Acknowledged by" if event.notification_type == "ACKNOWLEDGEMENT" else "Author"
+            found.append(Fact(by, event.ack.author))
         if event.ack.comment:
             found.append(Fact("Comment", event.ack.comment, short=False))
     return tuple(found)
