@@ -89,6 +89,7 @@ def test_special_cases_match_golden(httpserver: HTTPServer, name: str) -> None:
         # No link, mention or special token can come from user text: every < is escaped.
         mrkdwn = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section" and "text" in b]
         assert all("<!channel>" not in text and "<http://evil" not in text for text in mrkdwn)
+        assert payload["text"].startswith("PROBLEM: web&lt;01&gt; &amp; *db*")
 
 
 def test_huge_output_is_cut_to_slacks_limits(httpserver: HTTPServer) -> None:

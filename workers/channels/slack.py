@@ -129,11 +129,13 @@ def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dic
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(notice)}]})
     if settings.two_way and notice.is_problem:
         blocks.append(_ack_actions(event, settings, now))
+    # `text` (what notifications show) is parsed as mrkdwn too: a name must not make a <!channel>.
+    fallback = escape(notice.title)
     return {
-        "text": notice.title,
+        "text": fallback,
         "blocks": blocks,
         # The colour bar openITCOCKPIT users know; the blocks above carry all the content.
-        "attachments": [{"color": notice.color, "fallback": notice.title, "text": ""}],
+        "attachments": [{"color": notice.color, "fallback": fallback, "text": ""}],
     }
 
 
