@@ -100,6 +100,7 @@ class Notice:
 
 def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
     kind = event.kind
+    notification_type = one_line(event.notification_type) or "?"
     # Names go into titles, subjects and links: one line each, whatever the core sent.
     host = one_line(event.host.display_name or event.host.name)
     service = None if event.service is None else one_line(event.service.display_name or event.service.name)
@@ -107,7 +108,7 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
     host_url = ui_link(ui_base_url, "hosts", event.host.id)
     service_url = None if event.service is None else ui_link(ui_base_url, "services", event.service.id)
     notice = Notice(
-        notification_type=one_line(event.notification_type) or "?",
+        notification_type=notification_type,
         kind=kind,
         emoji=emoji(event),
         color=color(event),
@@ -115,7 +116,7 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
         service=service,
         label=label,
         state=event.state_name,
-        title=f"{one_line(event.notification_type)}: {label} is {event.state_name}",
+        title=f"{notification_type}: {label} is {event.state_name}",
         summary=summary(event, host, service),
         output=event.output,
         long_output=event.long_output,
