@@ -244,3 +244,12 @@ def test_invalid_unicode_in_output_still_makes_valid_json(httpserver: HTTPServer
     event = alert_event("PROBLEM", "host", "mattermost", output="bad \ud800 surrogate", long_output="\udfff")
     golden_notifier(httpserver).send(event)
     assert "bad \ufffd surrogate" in sent_payload(httpserver)["attachments"][0]["text"]
+
+
+def test_token_lifetime_follows_ack_token_ttl(httpserver: HTTPServer) -> None:
+    httpserver.expect_oneshot_request(HOOK_PATH).respond_with_data("ok")
+    ack = {"signing_secret": SIGNING_SECRET, "token_ttl": 600}
+    event = alert_event("PROBLEM", "host", "mattermost")
+    notifier(httpserver.url_for(HOOK_PATH), ack=ack, two_way=True, ack_url=ACK_URL).send(event)
+    _, tokens = normalise_tokens(sent_payload(httpserver), event, ttl=600)  # checks expiry ≈ now + 600
+    assert tokens == 1

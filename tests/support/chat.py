@@ -40,7 +40,7 @@ def normalise_tokens(payload: Any, event: AlertEvent, ttl: int) -> tuple[Any, in
                 event_id=event.event_id,
                 expires_at=claims.expires_at,
             )
-            assert abs(claims.expires_at - (time.time() + ttl)) < 600
+            assert abs(claims.expires_at - (time.time() + ttl)) < 120
             found += 1
             return "<signed token>"
         return value
