@@ -64,6 +64,7 @@ class Contact(_Model):
 class Escalation(_Model):
     policy: str
     step: int = Field(ge=0, description="0 for the core's own notification, 1.. for escalation steps.")
+    since: AwareDatetime | None = Field(None, description="When the incident's first PROBLEM was seen, if known.")
 
 
 class Source(_Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 
 class _Section(BaseModel):
@@ -41,7 +41,34 @@ class ChannelSettings(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
 
 
-class MattermostSettings(ChannelSettings):
+class AckSettings(_Section):
+    """Signing of chat "Acknowledge" buttons (`[ack]`): the channels sign, the ack listener verifies."""
+
+    signing_secret: SecretStr | None = Field(
+        None, description="HMAC key of the button tokens. Needed when a channel has two_way on."
+    )
+    token_ttl: int = Field(86_400, gt=0, description="Seconds a button stays usable after it was sent.")
+
+
+class TwoWayChannelSettings(ChannelSettings):
+    """A chat channel that can carry a signed Acknowledge button.
+
+    The signing settings are the top-level `[ack]` section, shared with the ack listener; `Settings`
+    hands them to each two-way channel (`ack` below), so a notifier needs only its own settings."""
+
+    two_way: bool = Field(False, description="Add a signed Acknowledge button that calls the ack listener.")
+    _ack: AckSettings = PrivateAttr(default_factory=AckSettings)
+
+    @property
+    def ack(self) -> AckSettings:
+        return self._ack
+
+    def with_ack(self, ack: AckSettings) -> TwoWayChannelSettings:
+        self._ack = ack
+        return self
+
+
+class MattermostSettings(TwoWayChannelSettings):
     url: SecretStr | None = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
     channel: str | None = Field(None, description="Channel override (the webhook must allow it).")
     username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
@@ -50,11 +77,10 @@ class MattermostSettings(ChannelSettings):
         None,
         description="openITCOCKPIT base URL, e.g. https://oitc.example.org, to link host and service names to the UI.",
     )
-    two_way: bool = Field(False, description="Add a signed Acknowledge button that calls the ack listener.")
     ack_url: str | None = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
 
 
-class SlackSettings(ChannelSettings):
+class SlackSettings(TwoWayChannelSettings):
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=1.0, burst=3))
     url: SecretStr | None = Field(None, description="Incoming webhook URL, https://hooks.slack.com/services/T…/B…/….")
     ui_base_url: str | None = None
@@ -72,6 +98,8 @@ class EmailSettings(ChannelSettings):
     username: str | None = None
     password: SecretStr | None = None
     timeout: float = Field(10.0, gt=0)
+    verify_tls: bool = Field(True, description="Verify the server's certificate (ssl and starttls).")
+    ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust, for a self-signed SMTP server.")
     sender: str = Field("alertq@localhost", description="From: address.")
     recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
     ui_base_url: str | None = None

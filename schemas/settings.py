@@ -25,7 +25,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from schemas.channels import ChannelSettings, EmailSettings, MattermostSettings, SlackSettings, WebhookSettings
+from schemas.channels import (
+    AckSettings,
+    ChannelSettings,
+    EmailSettings,
+    MattermostSettings,
+    SlackSettings,
+    TwoWayChannelSettings,
+    WebhookSettings,
+)
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 CONFIG_SEARCH_PATH = (Path("alertq.toml"), Path("/etc/alertq/alertq.toml"))
@@ -152,6 +160,16 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    ack: AckSettings = Field(default_factory=AckSettings)
+
+    @model_validator(mode="after")
+    def _share_ack_signing(self) -> Settings:
+        # Two-way channels sign with the same [ack] settings the ack listener verifies with.
+        for name in type(self.channels).model_fields:
+            channel = getattr(self.channels, name)
+            if isinstance(channel, TwoWayChannelSettings):
+                channel.with_ack(self.ack)
+        return self
 
     @classmethod
     def settings_customise_sources(

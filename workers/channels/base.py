@@ -33,6 +33,12 @@ class Permanent(DeliveryError):
     """The endpoint will never accept this (bad payload, channel gone): dead-letter it now."""
 
 
+class ConfigurationError(Exception):
+    """The channel's settings cannot work (no URL, two-way without a signing secret): fix and restart.
+
+    Raised when the notifier is made, so a worker refuses to start instead of sending broken messages."""
+
+
 class Notifier:
     """Base of every channel. Subclasses set `name` and implement `send` and, if useful, `target`."""
 

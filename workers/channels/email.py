@@ -1,0 +1,222 @@
+"""E-mail over SMTP: a Nagios-style subject, a plain-text body and an HTML alternative.
+
+To is the event's contact e-mail (the core notifies once per contact) or else the configured
+recipients. The Message-ID is made from the event id, so a retry of a mail that did arrive after
+all carries the same Message-ID and mail clients can fold the duplicate. Answers: connection
+failures, timeouts and 4xx replies are retryable; 5xx replies are permanent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import re
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import structlog
+
+from schemas.alert import AlertEvent
+from schemas.channels import ChannelSettings, EmailSettings
+from workers.channels.base import ConfigurationError, Notifier, Permanent, Retryable
+from workers.render import Notice, one_line, render
+
+log = structlog.get_logger(__name__)
+
+REPLY_EXCERPT = 200
+# Deliberately plain: one address, no display name, no whitespace or control characters; anything
+# else in an event's contact e-mail would be a header-injection attempt or a typo.
+_ADDRESS = re.compile(r"^[^\s@<>,;\"'()\[\]\\]+@[^\s@<>,;\"'()\[\]\\]+$")
+_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
+
+
+def subject(notice: Notice) -> str:
+    """`** PROBLEM Service Alert: web01/Disk is CRITICAL **`, as Nagios' sample commands write it."""
+    if notice.service is None:
+        return f"** {notice.notification_type} Host Alert: {notice.host} is {notice.state} **"
+    return f"** {notice.notification_type} Service Alert: {notice.host}/{notice.service} is {notice.state} **"
+
+
+def text_body(notice: Notice) -> str:
+    lines = ["***** alertq *****", "", f"Notification Type: {notice.notification_type}", "", notice.summary, ""]
+    lines += [f"{fact.label}: {fact.value}" for fact in notice.facts]
+    lines += ["", f"Date/Time: {notice.when}"]
+    if notice.escalation:
+        lines += ["", notice.escalation]
+    lines += ["", "Additional Info:", "", notice.output or "(no output)"]
+    if notice.long_output:
+        lines += ["", notice.long_output]
+    links = _links(notice)
+    if links:
+        lines.append("")
+        lines += [f"{label}: {url}" for label, url in links]
+    return "\n".join(lines) + "\n"
+
+
+def html_body(notice: Notice) -> str:
+    e = html.escape
+    rows = "\n".join(
+        f'<tr><th align="left" style="padding:2px 12px 2px 0">{e(f.label)}</th><td>{e(f.value)}</td></tr>'
+        for f in notice.facts
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8"><title>' + e(notice.title) + "</title></head>",
+        '<body style="font-family:sans-serif">',
+        f'<div style="border-left:6px solid {e(notice.color)};padding-left:12px">',
+        f"<h2>{e(notice.title)}</h2>",
+        f"<p>{e(notice.summary)}</p>",
+        f"<table>\n{rows}\n</table>",
+        f"<p>Date/Time: {e(notice.when)}</p>",
+    ]
+    if notice.escalation:
+        parts.append(f"<p><strong>{e(notice.escalation)}</strong></p>")
+    parts.append(f"<pre>{e(notice.output or '(no output)')}</pre>")
+    if notice.long_output:
+        parts.append(f"<pre>{e(notice.long_output)}</pre>")
+    for label, url in _links(notice):
+        parts.append(f'<p><a href="{e(url)}">{e(label)}</a></p>')
+    parts += ["</div>", "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _links(notice: Notice) -> list[tuple[str, str]]:
+    links = []
+    if notice.host_url:
+        links.append(("Host in openITCOCKPIT", notice.host_url))
+    if notice.service_url:
+        links.append(("Service in openITCOCKPIT", notice.service_url))
+    return links
+
+
+class EmailNotifier(Notifier):
+    name = "email"
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        super().__init__(settings)
+        if not isinstance(settings, EmailSettings):
+            raise TypeError("EmailNotifier needs EmailSettings")
+        self.config = settings
+        if (settings.username is None) != (settings.password is None):
+            raise ConfigurationError("channels.email.username and channels.email.password go together")
+        if not _ADDRESS.match(settings.sender):
+            raise ConfigurationError("channels.email.sender is not a plain e-mail address")
+        for address in settings.recipients:
+            if not _ADDRESS.match(address):
+                raise ConfigurationError(f"channels.email.recipients: {address!r} is not a plain e-mail address")
+
+    def target(self, event: AlertEvent) -> str:
+        return f"email:{self.config.host}:{self.config.port}"
+
+    def recipients(self, event: AlertEvent) -> list[str]:
+        if event.contact is not None and event.contact.email:
+            address = event.contact.email.strip()
+            if not _ADDRESS.match(address):
+                raise Permanent("the event's contact e-mail is not a plain e-mail address")
+            return [address]
+        if not self.config.recipients:
+            raise Permanent("no recipient: the event names no contact e-mail and channels.email.recipients is empty")
+        return list(self.config.recipients)
+
+    def message(self, event: AlertEvent, recipients: list[str], now: datetime | None = None) -> EmailMessage:
+        notice = render(event, self.config.ui_base_url)
+        msg = EmailMessage()
+        msg["Subject"] = subject(notice)
+        msg["From"] = self.config.sender
+        msg["To"] = ", ".join(recipients)
+        msg["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
+        msg["Message-ID"] = self._message_id(event)
+        msg["X-Alertq-Event-Id"] = one_line(event.event_id)
+        # RFC 3834: an automatic message; vacation responders must not answer it.
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text_body(notice))
+        msg.add_alternative(html_body(notice), subtype="html")
+        return msg
+
+    def send(self, event: AlertEvent) -> None:
+        recipients = self.recipients(event)
+        msg = self.message(event, recipients)
+        try:
+            smtp = self._connect()
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc) from None
+        try:
+            refused = smtp.send_message(msg, from_addr=self.config.sender, to_addrs=recipients)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc) from None
+        finally:
+            _quit_quietly(smtp)
+        if refused:
+            # Delivered to the others: retrying would send them the mail again.
+            log.warning(
+                "some recipients refused",
+                event_id=event.event_id,
+                channel=self.name,
+                replies=sorted({code for code, _ in refused.values()}),
+            )
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        if cfg.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=self._tls())
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if cfg.security == "starttls":
+                smtp.starttls(context=self._tls())
+                smtp.ehlo()
+            if cfg.username is not None and cfg.password is not None:
+                smtp.login(cfg.username, cfg.password.get_secret_value())
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.config.ca_bundle) if self.config.ca_bundle else None)
+        if not self.config.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _message_id(self, event: AlertEvent) -> str:
+        domain = self.config.sender.rpartition("@")[2] or "alertq.invalid"
+        return f"<{_MSGID_UNSAFE.sub('_', event.event_id)}@{_MSGID_UNSAFE.sub('_', domain)}>"
+
+
+def _classify(exc: BaseException) -> Retryable | Permanent:
+    """SMTP's answer as the runtime's outcome: 4xx and network trouble retryable, 5xx permanent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        reason = "all recipients refused: " + ", ".join(str(c) for c in codes)
+        return Retryable(reason) if all(400 <= c < 500 for c in codes) else Permanent(reason)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        # Without the server's text: some servers echo what was sent, credentials included.
+        reason = f"authentication failed: {exc.smtp_code}"
+        return Retryable(reason) if 400 <= exc.smtp_code < 500 else Permanent(reason)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        reason = f"SMTP {exc.smtp_code}: {one_line(reply)[:REPLY_EXCERPT]}"
+        return Retryable(reason) if exc.smtp_code < 500 else Permanent(reason)
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        # The server does not offer STARTTLS or AUTH: only a configuration change helps.
+        return Permanent(f"server does not support what the settings ask: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return Retryable(f"TLS error: {type(exc).__name__}: {exc.reason or ''}".rstrip(": "))
+    if isinstance(exc, TimeoutError):
+        return Retryable("timed out")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
+        return Retryable("timed out" if "timed out" in str(exc) else "connection lost")
+    return Retryable(f"connection failed: {type(exc).__name__}")
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    # After the DATA reply the mail is the server's; a failing QUIT must not cause a resend.
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()

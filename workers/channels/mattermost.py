@@ -1,0 +1,142 @@
+"""Mattermost: an incoming-webhook post shaped like openITCOCKPIT's own Mattermost module.
+
+One attachment coloured by state: emoji, notification type, the (linked) host/service name and the
+state, then the plugin output, then fields. With `two_way`, problems carry an "Acknowledge" button
+whose integration calls the ack listener with a signed token in its context (Mattermost does not
+sign its calls, so the token is the only proof). Mattermost answers 200 `ok`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import Any
+
+from schemas.ack_token import sign_incident
+from schemas.alert import AlertEvent
+from schemas.channels import ChannelSettings, MattermostSettings
+from workers.channels.base import ConfigurationError, Notifier
+from workers.chat_post import post_json
+from workers.http import HttpClient
+from workers.render import Notice, clip, render
+
+OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
+FIELD_LIMIT = 1000
+
+# Characters CommonMark would read as markup; a backslash makes each literal.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~#])")
+# "@channel", "@here", "@all" or "@user" in plugin output must not ping anybody: a word joiner
+# after "@" breaks the mention and stays invisible.
+_MENTION = re.compile(r"@(?=\w)")
+
+
+def no_mentions(text: str) -> str:
+    return _MENTION.sub("@\u2060", text)
+
+
+def escape(text: str) -> str:
+    """Markdown-escaped text that mentions nobody."""
+    return no_mentions(_MARKDOWN.sub(r"\\\1", text))
+
+
+def link_target(url: str) -> str:
+    # Parentheses and spaces would end a Markdown link target early.
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+class MattermostNotifier(Notifier):
+    name = "mattermost"
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        super().__init__(settings)
+        if not isinstance(settings, MattermostSettings):
+            raise TypeError("MattermostNotifier needs MattermostSettings")
+        self.config = settings
+        if settings.url is None:
+            raise ConfigurationError("channels.mattermost.url is not set (the incoming webhook URL)")
+        if settings.two_way:
+            if not settings.ack_url:
+                raise ConfigurationError(
+                    "channels.mattermost.two_way is on but channels.mattermost.ack_url is not set "
+                    "(the ack listener's /mattermost/actions URL)"
+                )
+            if settings.ack.signing_secret is None:
+                raise ConfigurationError("channels.mattermost.two_way is on but ack.signing_secret is not set")
+        self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
+
+    def target(self, event: AlertEvent) -> str:
+        return f"mattermost:{_url_hash(self.config)}"
+
+    def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
+        return build_payload(event, self.config, time.time() if now is None else now)
+
+    def send(self, event: AlertEvent) -> None:
+        assert self.config.url is not None  # checked in __init__
+        post_json(self.http, self.config.url, self.payload(event))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
+    notice = render(event, settings.ui_base_url)
+    attachment: dict[str, Any] = {
+        "fallback": no_mentions(notice.title),
+        "color": notice.color,
+        "text": _text(notice),
+        "fields": [
+            {"title": f.label, "value": escape(clip(f.value, FIELD_LIMIT)), "short": f.short} for f in notice.facts
+        ],
+        "footer": f"alertq · {notice.when}",
+    }
+    if settings.two_way and notice.is_problem:
+        attachment["actions"] = [_ack_action(event, settings, now)]
+    payload: dict[str, Any] = {"text": "", "attachments": [attachment]}
+    if settings.channel:
+        payload["channel"] = settings.channel
+    if settings.username:
+        payload["username"] = settings.username
+    if settings.icon_url:
+        payload["icon_url"] = settings.icon_url
+    return payload
+
+
+def _text(notice: Notice) -> str:
+    name = escape(notice.label)
+    if notice.url:
+        name = f"[{name}]({link_target(notice.url)})"
+    lines = [f"{notice.emoji} **{escape(notice.notification_type)}**: {name} is **{notice.state}**"]
+    if notice.summary_adds:
+        lines.append(escape(notice.summary))
+    if notice.output:
+        lines.append(escape(clip(notice.output, OUTPUT_LIMIT)))
+    if notice.long_output:
+        lines.append(escape(clip(notice.long_output, OUTPUT_LIMIT)))
+    if notice.escalation:
+        lines.append(f"*{escape(notice.escalation)}*")
+    return "\n".join(lines)
+
+
+def _ack_action(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
+    secret = settings.ack.signing_secret
+    assert secret is not None and settings.ack_url  # checked in MattermostNotifier.__init__
+    token = sign_incident(
+        secret.get_secret_value(),
+        host_id=event.host.id,
+        service_id=None if event.service is None else event.service.id,
+        event_id=event.event_id,
+        now=now,
+        ttl=settings.ack.token_ttl,
+    )
+    return {
+        "id": "ack",
+        "name": "Acknowledge",
+        "style": "danger",
+        "integration": {"url": settings.ack_url, "context": {"action": "ack", "token": token}},
+    }
+
+
+def _url_hash(settings: MattermostSettings) -> str:
+    url = settings.url.get_secret_value() if settings.url else ""
+    return hashlib.sha256(url.encode()).hexdigest()[:12]

@@ -1,0 +1,182 @@
+"""Slack: an incoming-webhook post in Block Kit, the same texts as every channel.
+
+`text` is the notification's title (what notifications and screen readers show), `blocks` carry a
+header, the summary and plugin output, fields and a context line with the time; an attachment adds
+openITCOCKPIT's state colour as a bar. With `two_way`, problems get an "Acknowledge" button
+(`action_id` `alertq_ack`, `value` the signed token) that Slack's interactivity sends to the ack
+listener. Slack answers 200 `ok`, or an error string: most are permanent (the webhook or channel is
+gone, the payload is wrong), 429 and 5xx are worth retrying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from schemas.ack_token import sign_incident
+from schemas.alert import AlertEvent
+from schemas.channels import ChannelSettings, SlackSettings
+from workers.channels.base import ConfigurationError, Notifier
+from workers.chat_post import post_json
+from workers.http import HttpClient
+from workers.render import Notice, clip, render
+
+ACK_ACTION_ID = "alertq_ack"
+# Block Kit limits: header text 150, section text 3000, field text 2000, at most 10 fields.
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+MAX_FIELDS = 10
+
+# Error bodies that no retry will fix (Slack's incoming-webhook errors); `rollup_error` and 5xx are
+# Slack's own trouble and retryable, as `classify` does for any 5xx.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_payload",
+        "no_text",
+        "user_not_found",
+        "action_prohibited",
+        "invalid_token",
+        "channel_not_found",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_not_found",
+        "channel_is_archived",
+        "team_disabled",
+        "posting_to_general_channel_denied",
+        "too_many_attachments",
+        "invalid_blocks",
+        "invalid_blocks_format",
+    }
+)
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn: `&`, `<`, `>` are the only characters Slack requires escaped; with them escaped,
+    output cannot form links or `<!channel>` mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fit(text: str, limit: int, markup: Callable[[str], str] = escape) -> str:
+    """`markup(text)` cut so that the marked-up text stays within `limit` (escaping makes text longer)."""
+    budget = limit
+    while budget > 0:
+        marked = markup(clip(text, budget))
+        if len(marked) <= limit:
+            return marked
+        # Shrink in proportion to the overshoot: escaping can make text several times longer.
+        budget = min(budget - 1, budget * limit // len(marked))
+    return ""
+
+
+class SlackNotifier(Notifier):
+    name = "slack"
+
+    def __init__(self, settings: ChannelSettings) -> None:
+        super().__init__(settings)
+        if not isinstance(settings, SlackSettings):
+            raise TypeError("SlackNotifier needs SlackSettings")
+        self.config = settings
+        if settings.url is None:
+            raise ConfigurationError("channels.slack.url is not set (the incoming webhook URL)")
+        if settings.two_way and settings.ack.signing_secret is None:
+            raise ConfigurationError("channels.slack.two_way is on but ack.signing_secret is not set")
+        self.http = HttpClient(settings.http, user_agent="alertq-slack")
+
+    def target(self, event: AlertEvent) -> str:
+        # Slack rate-limits per webhook; the URL is a secret, so the key is a short hash of it.
+        url = self.config.url.get_secret_value() if self.config.url else ""
+        return f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+    def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
+        return build_payload(event, self.config, time.time() if now is None else now)
+
+    def send(self, event: AlertEvent) -> None:
+        assert self.config.url is not None  # checked in __init__
+        post_json(self.http, self.config.url, self.payload(event), PERMANENT_ERRORS)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:
+    notice = render(event, settings.ui_base_url)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f"{notice.emoji} {notice.title}", HEADER_LIMIT), "emoji": True},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _headline(notice)}},
+    ]
+    body = "\n".join(part for part in (notice.output, notice.long_output) if part)
+    if body:
+        # verbatim: plugin output is shown as written, no auto-linking of URLs or #channel names.
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": fit(body, SECTION_LIMIT), "verbatim": True}}
+        )
+    blocks.append(
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{f.label}*\n" + fit(f.value, FIELD_LIMIT - len(f.label) - 4)}
+                for f in notice.facts[:MAX_FIELDS]
+            ],
+        }
+    )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(notice)}]})
+    if settings.two_way and notice.is_problem:
+        blocks.append(_ack_actions(event, settings, now))
+    # `text` (what notifications show) is parsed as mrkdwn too: a name must not make a <!channel>.
+    fallback = escape(notice.title)
+    return {
+        "text": fallback,
+        "blocks": blocks,
+        # The colour bar openITCOCKPIT users know; the blocks above carry all the content.
+        "attachments": [{"color": notice.color, "fallback": fallback, "text": ""}],
+    }
+
+
+def _headline(notice: Notice) -> str:
+    name = escape(notice.label)
+    if notice.url:
+        name = f"<{escape(notice.url).replace('|', '%7C')}|{name}>"
+    line = f"*{escape(notice.notification_type)}*: {name} is *{notice.state}*"
+    if notice.summary_adds:
+        line += "\n" + escape(notice.summary)
+    if notice.escalation:
+        line += f"\n_{escape(notice.escalation)}_"
+    return line
+
+
+def _context(notice: Notice) -> str:
+    # Slack shows the date in each reader's own time zone; the text after | is the fallback.
+    return f"<!date^{notice.timestamp}^{{date_short_pretty}} {{time_secs}}|{notice.when}> · alertq"
+
+
+def _ack_actions(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:
+    secret = settings.ack.signing_secret
+    assert secret is not None  # checked in SlackNotifier.__init__
+    token = sign_incident(
+        secret.get_secret_value(),
+        host_id=event.host.id,
+        service_id=None if event.service is None else event.service.id,
+        event_id=event.event_id,
+        now=now,
+        ttl=settings.ack.token_ttl,
+    )
+    return {
+        "type": "actions",
+        "block_id": "alertq_actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACK_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "style": "danger",
+                "value": token,
+            }
+        ],
+    }
