@@ -129,10 +129,16 @@ class WorkerSettings(_Section):
     lane_backlog: int = Field(
         50,
         ge=1,
-        description="Messages one target may hold in this worker; more are parked in the broker "
-        "(`park_delay`), so a slow target cannot fill the prefetch window and stall the others.",
+        description="Messages one target may hold in this worker before it can count as congested; "
+        "more for a congested target are parked in the broker (`park_delay`), so a slow target cannot "
+        "fill the prefetch window and stall the others.",
     )
-    park_delay: int = Field(5, ge=1, description="Seconds a message for a full lane waits in the broker; no attempt.")
+    park_after: float = Field(
+        1.0, ge=0, description="A full lane counts as congested once its oldest waiting message waited this long."
+    )
+    park_delay: int = Field(
+        10, ge=1, description="Seconds a message for a congested lane waits in the broker (no attempt counted)."
+    )
     connect_retries: int = Field(
         2, ge=0, le=10, description="Quick in-process retries when the endpoint cannot be reached at all."
     )

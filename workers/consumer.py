@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPError
 from pika.spec import Basic
 
@@ -99,7 +100,7 @@ class Consumer:
             try:
                 self._session(stop)
                 return
-            except (AMQPError, OSError) as exc:
+            except (AMQPError, AMQPConnectorException, OSError) as exc:
                 self._forget_session()
                 delay = next(backoff)
                 log.warning(

@@ -6,8 +6,9 @@ Top-down:
    (consumer.py: the main thread only ever runs pika, so heartbeats flow whatever the endpoints do);
 2. each delivery, on the connection thread: parse it as `alertq.alert/1` (not valid → dead letter
    `invalid`, unknown major → `unsupported-schema`), ask the notifier for its target and put it in
-   that target's lane (lanes.py); a full lane parks the message in a delay queue for
-   `worker.park_delay` seconds without counting an attempt, so a slow target never fills the prefetch;
+   that target's lane (lanes.py); a congested lane (full and not moving) parks the message in a
+   delay queue for `worker.park_delay` seconds without counting an attempt, so a slow target never
+   fills the prefetch window;
 3. in the lane thread: too old (age_limit.py) → `expired`; wait for the target's token bucket
    (rate_limit.py); deliver, with a couple of quick in-process retries while the endpoint is
    unreachable (retries.py); then the outcome:
@@ -57,7 +58,8 @@ class Worker:
         config = settings.channels.get(channel)
         self.notifier: Notifier = load_notifier(channel, config)
         self.rate_limits = RateLimits(config.rate_limit)
-        self.lanes: Lanes[Delivery] = Lanes(settings.worker.lane_concurrency, settings.worker.lane_backlog)
+        work = settings.worker
+        self.lanes: Lanes[Delivery] = Lanes(work.lane_concurrency, work.lane_backlog, work.park_after)
         self.consumer = Consumer(
             settings,
             channel,
@@ -121,7 +123,7 @@ class Worker:
 
         def settled(acked: bool) -> None:
             if acked:
-                bound.info("delivery.parked", target=target, seconds=delay, reason="lane full")
+                bound.info("delivery.parked", target=target, seconds=delay, reason="lane congested")
 
         self.consumer.settle(delivery, Settlement(publication, on_settled=settled))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -60,12 +61,30 @@ class SharedBroker:
         if self.ctl is None:
             return
         for vhost in self.created:
-            subprocess.run([*self.ctl, "delete_vhost", vhost], capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                [*self.ctl, "delete_vhost", vhost],
+                capture_output=True,
+                timeout=60,
+                check=False,
+                env={**os.environ, **CTL_ENV},
+            )
         self.created.clear()
 
 
+# rabbitmqctl listens on one of only 11 distribution ports by default (35672-35682): with several test
+# runs on the machine calling it at once it fails with "Distribution failed". A wide range of its own
+# avoids that; a retry covers the rest.
+CTL_ENV = {"RABBITMQ_CTL_DIST_PORT_MIN": "42000", "RABBITMQ_CTL_DIST_PORT_MAX": "42999"}
+
+
 def _run(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    env = {**os.environ, **CTL_ENV}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
+    for attempt in range(20):
+        if result.returncode == 0 or "Distribution failed" not in result.stderr:
+            break
+        time.sleep(0.2 + random.random() * min(2.0, 0.2 * (attempt + 1)))
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
 
