@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_delivers_the_event_as_queued_with_signature_and_event_id(
 def test_5xx_and_timeouts_wait_in_the_broker_then_deliver(
     worker_env: dict[str, str], amqp_url: str, hook: Endpoint, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    released = __import__("threading").Event()
+    released = threading.Event()
 
     def flaky(_request: Request, n: int) -> Response:
         if n == 0:
@@ -130,14 +131,14 @@ def test_5xx_and_timeouts_wait_in_the_broker_then_deliver(
     released.set()
     (delivered,) = worker.wait_log("delivery.delivered")
     assert delivered["attempt"] == 3
-    scheduled = worker.events("delivery.retry_scheduled")
-    assert [(s["attempt"], s["retry_in"], s["error"]) for s in scheduled][1] == (2, 2, "timed out")
+    retried = worker.events("delivery.retry_scheduled")
+    assert [(s["attempt"], s["retry_in"], s["error"]) for s in retried][1] == (2, 2, "timed out")
 
     gaps = [b.at - a.at for a, b in zip(hook.hits, hook.hits[1:], strict=False)]
     assert gaps[0] >= 1.0  # tier 1
     assert gaps[1] >= 1.0 + 2.0  # read timeout, then tier 2
     assert {hit.event_id for hit in hook.hits} == {sent["event_id"]}
-    status, text = scrape(port)
+    text = scrape(port)[1]
     assert metric(text, "alertq_retries_total", channel="webhook") == 2
     assert metric(text, "alertq_deliveries_total", channel="webhook", outcome="retried") == 2
     assert metric(text, "alertq_deliveries_total", channel="webhook", outcome="delivered") == 1
