@@ -80,6 +80,7 @@ class Hit:
     event_id: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0  # the answer given, once given
 
 
 Behaviour = Callable[[Request, int], Response]
@@ -104,21 +105,24 @@ class Endpoint:
 
     def handle(self, request: Request) -> Response:
         body = request.get_data()
+        hit = Hit(time.monotonic(), request.headers.get("X-Alertq-Event-Id", ""), dict(request.headers), body)
         with self.lock:
             n = len(self.hits)
-            self.hits.append(
-                Hit(time.monotonic(), request.headers.get("X-Alertq-Event-Id", ""), dict(request.headers), body)
-            )
-        return self.behaviour(request, n)
+            self.hits.append(hit)
+        response = self.behaviour(request, n)
+        hit.status = response.status_code
+        return response
 
-    def event_ids(self) -> list[str]:
+    def event_ids(self, delivered: bool = False) -> list[str]:
+        """Event ids of every request in order of arrival; `delivered`: only those answered 2xx."""
         with self.lock:
-            return [hit.event_id for hit in self.hits]
+            return [hit.event_id for hit in self.hits if not delivered or 200 <= hit.status < 300]
 
     def wait_for(self, count: int, timeout: float = 60.0, distinct: bool = False) -> int:
+        """Wait for `count` requests, or with `distinct` for `count` distinct events answered 2xx."""
         deadline = time.monotonic() + timeout
         while True:
-            ids = self.event_ids()
+            ids = self.event_ids(delivered=distinct)
             seen = len(set(ids)) if distinct else len(ids)
             if seen >= count or time.monotonic() > deadline:
                 return seen
