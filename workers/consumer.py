@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import structlog
@@ -33,6 +34,7 @@ from broker import names, topology
 from broker.connection import backoff_delays, connect, describe_error
 from broker.publisher import ConfirmedPublisher, PublishError
 from schemas.settings import Settings
+from workers import retries
 
 log = structlog.get_logger("alertq.worker")
 
@@ -45,6 +47,16 @@ class Delivery:
     redelivered: bool
     properties: pika.BasicProperties
     body: bytes
+    channel: str = ""
+
+    def log_fields(self) -> dict[str, Any]:
+        """event_id, channel, attempt for a log line about this delivery, from its properties alone."""
+        headers = self.properties.headers or {}
+        return {
+            "event_id": self.properties.message_id,
+            "channel": self.channel,
+            "attempt": retries.attempt_of(headers),
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class Consumer:
         start_delays: set[int],
     ) -> None:
         self.settings = settings
+        self.channel = channel
         self.queue = names.notify_queue(channel)
         self.client_name = f"alertq worker {channel}"
         self.handle = handle
@@ -168,6 +181,7 @@ class Consumer:
             redelivered=bool(method.redelivered),
             properties=properties,
             body=body,
+            channel=self.channel,
         )
         self._unsettled[delivery.tag] = delivery
         self.handle(delivery)
@@ -176,12 +190,12 @@ class Consumer:
         """Called from a lane thread: settle on the connection's thread."""
         connection = self._connection
         if connection is None or delivery.generation != self.generation:
-            log.info("worker.outcome_dropped", reason="connection lost; the broker redelivers the message")
+            log.info("worker.outcome_dropped", **delivery.log_fields(), reason="connection lost; redelivered")
             return
         try:
             connection.add_callback_threadsafe(functools.partial(self.settle, delivery, settlement))
         except Exception as exc:  # the connection closed meanwhile: the broker redelivers
-            log.info("worker.outcome_dropped", reason=describe_error(exc))
+            log.info("worker.outcome_dropped", **delivery.log_fields(), reason=describe_error(exc))
 
     def settle(self, delivery: Delivery, settlement: Settlement) -> None:
         """On the connection's thread: publish (confirmed) if needed, then ack; requeue on refusal."""
@@ -196,7 +210,9 @@ class Consumer:
                 if settlement.publication is not None:
                     self._publish(delivery, settlement.publication)
             except PublishError as exc:
-                log.error("worker.publish_refused", error=str(exc), requeued=True)
+                log.error("worker.publish_refused", **delivery.log_fields(), error=str(exc), requeued=True)
+                if settlement.publication is not None and settlement.publication.delay is not None:
+                    self._delays.discard(settlement.publication.delay)  # declare it again next time
                 self._consume.basic_nack(delivery.tag, requeue=True)
             else:
                 self._consume.basic_ack(delivery.tag)

@@ -109,8 +109,7 @@ class Worker:
             self.consumer.settle(delivery, Settlement(requeue=True))
 
     def _dead_now(self, delivery: Delivery, reason: str, error: str) -> None:
-        message_id = delivery.properties.message_id
-        bound = log.bind(event_id=message_id, channel=self.channel, attempt=None)
+        bound = log.bind(**delivery.log_fields())
         self.consumer.settle(delivery, self._dead(bound, delivery, reason, error, {}))
 
     def _park(self, delivery: Delivery, event: AlertEvent, target: str, headers: dict[str, Any]) -> None:
