@@ -61,9 +61,12 @@ def shared_broker() -> Iterator[SharedBroker]:
 
 
 @pytest.fixture
-def amqp_url(shared_broker: SharedBroker) -> str:
-    """A broker URL with a vhost of this test's own."""
-    return shared_broker.new_vhost_url()
+def amqp_url(shared_broker: SharedBroker) -> Iterator[str]:
+    """A broker URL with a vhost of this test's own, deleted after the test: hundreds of vhosts full of
+    quorum queues left until the session ends slow a broker down until vhost creation times out."""
+    url = shared_broker.new_vhost_url()
+    yield url
+    shared_broker.delete_vhosts()
 
 
 @pytest.fixture

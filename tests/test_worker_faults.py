@@ -44,9 +44,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str], **extra: str) -> WorkerProcess:
-        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log").started()
-        started.append(worker)
-        return worker
+        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)  # before waiting: a worker that never gets going is stopped too
+        return worker.started()
 
     yield start
     for worker in started:
