@@ -22,7 +22,7 @@ import pytest
 from broker import topology
 from broker.connection import connect as broker_connect
 from schemas.settings import Settings
-from tests.support.rabbit import PrivateNode, SharedBroker
+from tests.support.rabbit import PrivateNode, SharedBroker, management_api
 
 VENV_BIN = Path(sys.executable).parent
 STRICT = os.environ.get("ALERTQ_TEST_STRICT") == "1"
@@ -50,23 +50,18 @@ def shared_broker() -> Iterator[SharedBroker]:
         with RabbitMqContainer("rabbitmq:3.13") as container:
             host, port = container.get_container_host_ip(), container.get_exposed_port(5672)
             ctl = ["docker", "exec", container.get_wrapped_container().id, "rabbitmqctl"]
-            broker = SharedBroker(f"amqp://guest:guest@{host}:{port}/", ctl)
-            yield broker
+            yield SharedBroker(f"amqp://guest:guest@{host}:{port}/", ctl)
         return
     url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     local = ("127.0.0.1" in url or "localhost" in url) and shutil.which("rabbitmqctl") and os.geteuid() == 0
-    broker = SharedBroker(url, ["rabbitmqctl"] if local else None)
+    broker = SharedBroker(url, ["rabbitmqctl"] if local else None, api=management_api(url))
     yield broker
-    broker.delete_vhosts()
 
 
 @pytest.fixture
-def amqp_url(shared_broker: SharedBroker) -> Iterator[str]:
-    """A broker URL with a vhost of this test's own, deleted after the test: hundreds of vhosts full of
-    quorum queues left until the session ends slow a broker down until vhost creation times out."""
-    url = shared_broker.new_vhost_url()
-    yield url
-    shared_broker.delete_vhosts()
+def amqp_url(shared_broker: SharedBroker) -> str:
+    """A broker URL with a vhost that holds nothing but what this test puts there."""
+    return shared_broker.fresh_url()
 
 
 @pytest.fixture

@@ -7,16 +7,18 @@ and data dir, so a test may stop, restart or kill them; the machine's shared bro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
@@ -41,53 +43,119 @@ def with_vhost(url: str, vhost: str) -> str:
 
 @dataclass
 class SharedBroker:
-    """A broker the tests may use but never stop: one vhost per test keeps tests apart."""
+    """A broker the tests use but never stop.
+
+    Each pytest(-xdist) worker of a checkout has one vhost, made on first use and kept: vhosts are costly
+    to make, and deleting them on RabbitMQ 3.10 can wedge the broker in a "virtual host is gone" loop.
+    Every test starts with that vhost emptied of queues and exchanges, so tests never see each other's
+    messages. Administration goes through the management
+    HTTP API when it answers, else rabbitmqctl (serialised machine-wide: the CLI has only 11
+    distribution ports); with neither, the tests share the URL's vhost as it is.
+    """
 
     url: str
     ctl: list[str] | None  # how to run rabbitmqctl against it, None if we cannot administer it
-    created: list[str] = field(default_factory=list)
+    api: str | None = None  # management API base URL, e.g. http://127.0.0.1:15672/api
+    vhost: str | None = None
 
-    def new_vhost_url(self) -> str:
-        if self.ctl is None:
+    @property
+    def isolated(self) -> bool:
+        return self.api is not None or self.ctl is not None
+
+    def fresh_url(self) -> str:
+        """The worker's vhost, emptied: no queue or exchange left from an earlier test."""
+        if not self.isolated:
             return self.url
-        vhost = f"alertq-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{uuid.uuid4().hex[:8]}"
+        if self.vhost is None:
+            # One name per checkout and worker: parallel runs in other checkouts keep apart.
+            checkout = hashlib.sha256(str(Path(__file__).resolve().parents[2]).encode()).hexdigest()[:6]
+            self.vhost = f"alertq-test-{checkout}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+            self._create(self.vhost)
+        self._empty(self.vhost)
+        return with_vhost(self.url, self.vhost)
+
+    def _create(self, vhost: str) -> None:
         user = urlsplit(self.url).username or "guest"
-        _run([*self.ctl, "add_vhost", vhost])
-        _run([*self.ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
-        self.created.append(vhost)
-        return with_vhost(self.url, vhost)
+        if self.api is not None:
+            self._http("PUT", f"/vhosts/{quote(vhost, safe='')}", {})
+            self._http(
+                "PUT", f"/permissions/{quote(vhost, safe='')}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
+            )
+        else:
+            assert self.ctl is not None
+            if vhost not in _ctl([*self.ctl, "-q", "list_vhosts", "--no-table-headers"]).split():
+                _ctl([*self.ctl, "add_vhost", vhost])
+            _ctl([*self.ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*"])
 
-    def delete_vhosts(self) -> None:
-        if self.ctl is None:
-            return
-        for vhost in self.created:
-            with contextlib.suppress(subprocess.TimeoutExpired):  # a slow broker finishes it on its own
-                subprocess.run(
-                    [*self.ctl, "delete_vhost", vhost],
-                    capture_output=True,
-                    timeout=60,
-                    check=False,
-                    env={**os.environ, **CTL_ENV},
-                )
-        self.created.clear()
+    def _empty(self, vhost: str) -> None:
+        if self.api is not None:
+            queues = [q["name"] for q in self._http("GET", f"/queues/{quote(vhost, safe='')}?columns=name")]
+            exchanges = [e["name"] for e in self._http("GET", f"/exchanges/{quote(vhost, safe='')}?columns=name")]
+        else:
+            assert self.ctl is not None
+            queues = _ctl([*self.ctl, "-q", "list_queues", "-p", vhost, "name", "--no-table-headers"]).split()
+            exchanges = _ctl([*self.ctl, "-q", "list_exchanges", "-p", vhost, "name", "--no-table-headers"]).split()
+        connection = pika.BlockingConnection(pika.URLParameters(with_vhost(self.url, vhost)))
+        try:
+            channel = connection.channel()
+            for queue in queues:
+                channel.queue_delete(queue)
+            for exchange in exchanges:
+                if exchange and not exchange.startswith("amq."):
+                    channel.exchange_delete(exchange)
+        finally:
+            connection.close()
+
+    def _http(self, method: str, path: str, body: object = None) -> Any:
+        import requests
+
+        assert self.api is not None
+        parts = urlsplit(self.url)
+        response = requests.request(
+            method, self.api + path, json=body, timeout=120, auth=(parts.username or "guest", parts.password or "guest")
+        )
+        if response.status_code >= 300 and not (method == "DELETE" and response.status_code == 404):
+            raise RuntimeError(f"{method} {path}: HTTP {response.status_code} {response.text[:200]}")
+        return response.json() if method == "GET" else None
 
 
-# rabbitmqctl listens on one of only 11 distribution ports by default (35672-35682): with several test
-# runs on the machine calling it at once it fails with "Distribution failed". A wide range of its own
-# avoids that; a retry covers the rest.
-CTL_ENV = {"RABBITMQ_CTL_DIST_PORT_MIN": "42000", "RABBITMQ_CTL_DIST_PORT_MAX": "42999"}
+def management_api(url: str) -> str | None:
+    """The management API next to an AMQP URL, if it answers."""
+    import requests
+
+    parts = urlsplit(url)
+    api = f"http://{parts.hostname}:15672/api"
+    try:
+        response = requests.get(
+            api + "/overview", timeout=5, auth=(parts.username or "guest", parts.password or "guest")
+        )
+    except requests.RequestException:
+        return None
+    return api if response.status_code == 200 else None
 
 
-def _run(argv: list[str]) -> None:
-    env = {**os.environ, **CTL_ENV}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
-    for attempt in range(20):
-        if result.returncode == 0 or "Distribution failed" not in result.stderr:
-            break
-        time.sleep(0.2 + random.random() * min(2.0, 0.2 * (attempt + 1)))
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
+CTL_LOCK = Path(tempfile.gettempdir()) / "alertq-tests-rabbitmqctl.lock"
+
+
+def _ctl(argv: list[str], timeout: float = 120) -> str:
+    """Run one rabbitmqctl at a time on this machine, and kill its whole process group on timeout:
+    a timed-out CLI left running holds one of the few CLI distribution ports for good."""
+    import fcntl
+
+    with CTL_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise RuntimeError(f"{' '.join(argv)} timed out after {timeout:.0f} s") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {err.strip() or out.strip()}")
+    return out
 
 
 class PrivateNode:
@@ -123,9 +191,12 @@ class PrivateNode:
         return env
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        # The CLI is an Erlang node too: given the server's RABBITMQ_DIST_PORT it would try to listen on
+        # that very port and fail ("Distribution failed"). It needs only the node name.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
         return subprocess.run(
             ["rabbitmqctl", "-n", self.name, *args],
-            env=self.env(),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -148,13 +219,48 @@ class PrivateNode:
             return False
         return True
 
+    def _pid(self) -> int | None:
+        try:
+            return int((self.base / "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def stop(self) -> None:
-        self.ctl("stop", timeout=120)
-        deadline = time.monotonic() + 60
+        """Stop the node the way an init system does: SIGTERM to the Erlang VM, which shuts RabbitMQ down
+        cleanly. (rabbitmqctl would need a free CLI distribution port, which a busy machine may not have.)"""
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.2)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
         while port_open("127.0.0.1", self.port) and time.monotonic() < deadline:
             time.sleep(0.2)
 
+    def kill(self) -> None:
+        """Crash the node (SIGKILL): no clean shutdown."""
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def destroy(self) -> None:
-        if port_open("127.0.0.1", self.port):
+        pid = self._pid()
+        if port_open("127.0.0.1", self.port) or (pid is not None and _alive(pid)):
             self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie counts as gone.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return False
