@@ -11,6 +11,7 @@ from alertq.commands.config import config
 from alertq.commands.relay import relay
 from alertq.commands.topology import topology
 from alertq.commands.up import up
+from alertq.commands.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,7 +34,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, up, topology, config):
+for command in (relay, up, topology, config, worker):
     main.add_command(command)
 
 

@@ -107,6 +107,12 @@ class EmailSettings(ChannelSettings):
 
 class WebhookSettings(ChannelSettings):
     url: SecretStr | None = Field(None, description="Where to POST the event JSON.")
+    urls: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="More endpoints by contact name: an event whose contact.name is a key goes there, "
+        "any other to `url`. Each URL is its own target (rate limit, lane). "
+        'Env: ALERTQ_CHANNELS__WEBHOOK__URLS=\'{"sms-team": "https://…"}\'.',
+    )
     signing_secret: SecretStr | None = Field(
         None,
         description="If set, an HMAC-SHA256 of the body is sent in `signature_header` as `sha256=<hex>`.",

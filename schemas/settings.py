@@ -127,6 +127,39 @@ class RetrySettings(_Section):
         return self
 
 
+class WorkerSettings(_Section):
+    """`alertq worker <channel>`: how much it takes from the broker and how it spreads the work."""
+
+    prefetch: int = Field(200, ge=1, le=5000, description="Unacked messages one worker holds (basic.qos).")
+    lane_concurrency: int = Field(
+        4, ge=1, le=64, description="Deliveries in parallel to one target (one lane of threads per target)."
+    )
+    lane_backlog: int = Field(
+        50,
+        ge=1,
+        description="Messages one target may hold in this worker before it can count as congested; "
+        "more for a congested target are parked in the broker (`park_delay`), so a slow target cannot "
+        "fill the prefetch window and stall the others.",
+    )
+    park_after: float = Field(
+        1.0, ge=0, description="A full lane counts as congested once its oldest waiting message waited this long."
+    )
+    park_delay: int = Field(
+        10, ge=1, description="Seconds a message for a congested lane waits in the broker (no attempt counted)."
+    )
+    connect_retries: int = Field(
+        2, ge=0, le=10, description="Quick in-process retries when the endpoint cannot be reached at all."
+    )
+    connect_retry_wait: float = Field(0.5, ge=0, description="Seconds before the first quick retry (doubles).")
+    shutdown_grace: float = Field(
+        30.0, gt=0, description="Seconds SIGTERM waits for deliveries in progress before leaving them to the broker."
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of /metrics and /healthz (0: off). `alertq up` adds 1 per worker."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics and /healthz listen on.")
+
+
 class ChannelsSettings(_Section):
     """One entry per channel; the key is the channel name in `--channel` and in `notify.<channel>`."""
 
@@ -158,6 +191,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     ack: AckSettings = Field(default_factory=AckSettings)

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from schemas.channels import HttpSettings
-from workers.channels.base import Permanent, Retryable
+from workers.channels.base import Permanent, Retryable, Unreachable
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BODY_EXCERPT = 200
@@ -46,6 +46,9 @@ class HttpClient:
             )
         except requests.exceptions.SSLError as exc:
             raise Retryable(f"TLS error: {_without_url(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:
+            # Refused, reset or connect timeout: the request never got through, safe to repeat at once.
+            raise Unreachable(f"connection failed: {_without_url(exc)}") from None
         except requests.exceptions.Timeout:
             raise Retryable("timed out") from None
         except requests.exceptions.RequestException as exc:

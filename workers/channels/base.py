@@ -29,6 +29,11 @@ class Retryable(DeliveryError):
         self.after = after
 
 
+class Unreachable(Retryable):
+    """The endpoint could not be reached at all (refused, reset, connect timeout): nothing was delivered,
+    so the runtime first retries a couple of times in-process before it delays the message in the broker."""
+
+
 class Permanent(DeliveryError):
     """The endpoint will never accept this (bad payload, channel gone): dead-letter it now."""
 
@@ -55,6 +60,11 @@ class Notifier:
 
     def send(self, event: AlertEvent) -> None:
         raise NotImplementedError
+
+    def deliver(self, event: AlertEvent, body: bytes) -> None:
+        """What the runtime calls: `body` is the message exactly as it came from the broker. Channels
+        that forward the event as it is (webhook) override this; the others just `send`."""
+        self.send(event)
 
     def close(self) -> None:
         """Release connections (HTTP sessions, SMTP) at shutdown."""

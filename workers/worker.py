@@ -1,0 +1,246 @@
+"""`alertq worker <channel>`: deliver `alertq.notify.<channel>` to the channel's endpoint.
+
+Top-down:
+1. load the channel's Notifier (`workers/channels/<channel>.py`), serve /metrics and /healthz
+   (`worker.metrics_port`), connect, declare the topology, consume with `worker.prefetch`
+   (consumer.py: the main thread only ever runs pika, so heartbeats flow whatever the endpoints do);
+2. each delivery, on the connection thread: parse it as `alertq.alert/1` (not valid → dead letter
+   `invalid`, unknown major → `unsupported-schema`), ask the notifier for its target and put it in
+   that target's lane (lanes.py); a congested lane (full and not moving) parks the message in a
+   delay queue for `worker.park_delay` seconds without counting an attempt, so a slow target never
+   fills the prefetch window;
+3. in the lane thread: too old (age_limit.py) → `expired`; wait for the target's token bucket
+   (rate_limit.py); deliver, with a couple of quick in-process retries while the endpoint is
+   unreachable (retries.py); then the outcome:
+   - delivered → ack;
+   - `Retryable` → republish to `alertq.delay` for the attempt's tier (or `Retry-After`, if longer),
+     `alertq-attempt` + 1, then ack; the broker brings it back on `retry.<channel>` (no message
+     waits unacked in the process); past `retry.max_attempts` → `max-attempts`, past the age limit
+     → `expired`;
+   - `Permanent` → dead letter `permanent` at once (dead_letters.py);
+   every publish is confirmed before the input is acked; a refused publish requeues the input;
+4. SIGTERM/SIGINT (shutdown.py): stop consuming, requeue what has not started, finish what has
+   (up to `worker.shutdown_grace`), exit 0. SIGKILL loses nothing: unacked messages are redelivered.
+
+Every log line of a delivery carries event_id, channel, attempt (and the target's opaque key);
+never a URL or secret.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from broker import names
+from schemas.alert import AlertEvent, parse_alert
+from schemas.settings import Settings
+from schemas.versioning import UnsupportedSchema
+from workers import age_limit, dead_letters, metrics, retries
+from workers.channels.base import Notifier, Permanent, Retryable, load_notifier
+from workers.consumer import Consumer, Delivery, Publication, Settlement
+from workers.lanes import Lanes
+from workers.rate_limit import RateLimits
+from workers.shutdown import stop_on_signals
+
+log = structlog.get_logger("alertq.worker")
+
+
+class Worker:
+    def __init__(self, settings: Settings, channel: str, metrics_port: int | None = None) -> None:
+        self.settings = settings
+        self.channel = channel
+        self.metrics_port = settings.worker.metrics_port if metrics_port is None else metrics_port
+        config = settings.channels.get(channel)
+        self.notifier: Notifier = load_notifier(channel, config)
+        self.rate_limits = RateLimits(config.rate_limit)
+        work = settings.worker
+        self.lanes: Lanes[Delivery] = Lanes(work.lane_concurrency, work.lane_backlog, work.park_after)
+        self.consumer = Consumer(
+            settings,
+            channel,
+            handle=self.on_delivery,
+            on_stop=self.requeue_waiting,
+            start_delays={*settings.retry.delays, settings.worker.park_delay},
+        )
+        metrics.IN_FLIGHT.labels(channel).set_function(lambda: self.consumer.in_flight)
+
+    def run(self) -> int:
+        stop = stop_on_signals()
+        server = None
+        if self.metrics_port:
+            server = metrics.serve(
+                self.settings.worker.metrics_host, self.metrics_port, lambda: self.consumer.consuming
+            )
+        log.info("worker.started", channel=self.channel, metrics_port=self.metrics_port or None)
+        try:
+            self.consumer.run(stop)
+        finally:
+            self.lanes.shutdown()
+            self.notifier.close()
+            if server is not None:
+                server.shutdown()
+        log.info("worker.stopped", channel=self.channel)
+        return 0
+
+    # ---- on the connection thread -----------------------------------------------------------------
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        headers = dict(delivery.properties.headers or {})
+        try:
+            event = parse_alert(delivery.body)
+        except UnsupportedSchema as exc:
+            self._dead_now(delivery, dead_letters.UNSUPPORTED_SCHEMA, str(exc))
+            return
+        except ValidationError as exc:
+            self._dead_now(delivery, dead_letters.INVALID, _summary(exc))
+            return
+        target = self.notifier.target(event)
+        if not self.lanes.submit(target, delivery, lambda: self.attempt(delivery, event, target)):
+            self._park(delivery, event, target, headers)
+
+    def requeue_waiting(self) -> None:
+        """At shutdown: what waits in a lane goes back to the queue untried."""
+        for delivery in self.lanes.cancel_waiting():
+            self.consumer.settle(delivery, Settlement(requeue=True))
+
+    def _dead_now(self, delivery: Delivery, reason: str, error: str) -> None:
+        bound = log.bind(**delivery.log_fields())
+        self.consumer.settle(delivery, self._dead(bound, delivery, reason, error, {}))
+
+    def _park(self, delivery: Delivery, event: AlertEvent, target: str, headers: dict[str, Any]) -> None:
+        bound = log.bind(event_id=event.event_id, channel=self.channel, attempt=retries.attempt_of(headers))
+        delay = self.settings.worker.park_delay
+        parked = retries.without_broker_headers(headers)
+        parked[names.HEADER_DELAY] = str(delay)
+        properties = _with_headers(delivery.properties, parked)
+        publication = Publication(names.DELAY_EXCHANGE, names.retry_key(self.channel), properties, delay)
+
+        def settled(acked: bool) -> None:
+            if acked:
+                bound.info("delivery.parked", target=target, seconds=delay, reason="lane congested")
+
+        self.consumer.settle(delivery, Settlement(publication, on_settled=settled))
+
+    # ---- in a lane thread ---------------------------------------------------------------------------
+
+    def attempt(self, delivery: Delivery, event: AlertEvent, target: str) -> None:
+        headers = dict(delivery.properties.headers or {})
+        attempt = retries.attempt_of(headers)
+        bound = log.bind(event_id=event.event_id, channel=self.channel, attempt=attempt, target=target)
+        try:
+            settlement = self._try(bound, delivery, event, target, attempt, headers)
+        except Exception as exc:  # a bug must not lose the message: the broker redelivers it
+            bound.exception("delivery.crashed", error=type(exc).__name__)
+            settlement = Settlement(requeue=True)
+        self.consumer.settle_threadsafe(delivery, settlement)
+
+    def _try(
+        self,
+        bound: Any,
+        delivery: Delivery,
+        event: AlertEvent,
+        target: str,
+        attempt: int,
+        headers: dict[str, Any],
+    ) -> Settlement:
+        max_age = self.settings.retry.max_age
+        now = datetime.now(UTC)
+        first_at = retries.first_attempt_at(headers, now)
+        bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
+        if age_limit.expired(event, max_age, now):
+            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
+        waited = self.rate_limits.bucket(target).take()
+        if waited and age_limit.expired(event, max_age, datetime.now(UTC)):
+            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
+        bound.debug("delivery.attempt", redelivered=delivery.redelivered, rate_limited_for=round(waited, 3))
+        started = time.monotonic()
+        try:
+            retries.quick(
+                lambda: self.notifier.deliver(event, delivery.body),
+                self.settings.worker.connect_retries,
+                self.settings.worker.connect_retry_wait,
+            )
+        except Permanent as exc:
+            return self._dead(bound, delivery, dead_letters.PERMANENT, exc.reason, bookkeeping)
+        except Retryable as exc:
+            return self._retry(bound, delivery, event, attempt, exc, bookkeeping)
+        finally:
+            metrics.DELIVERY_SECONDS.labels(self.channel).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+
+        def settled(acked: bool) -> None:
+            if acked:
+                metrics.DELIVERIES.labels(self.channel, metrics.DELIVERED).inc()
+                bound.info("delivery.delivered", seconds=round(took, 3))
+
+        return Settlement(on_settled=settled)
+
+    def _retry(
+        self,
+        bound: Any,
+        delivery: Delivery,
+        event: AlertEvent,
+        attempt: int,
+        error: Retryable,
+        bookkeeping: dict[str, Any],
+    ) -> Settlement:
+        retry = self.settings.retry
+        if attempt >= retry.max_attempts:
+            return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping)
+        delay = retries.delay_for(attempt, retry.delays, error.after)
+        if age_limit.remaining(event, retry.max_age, datetime.now(UTC)) < delay:
+            reason = f"{error.reason} (the next try in {delay}s would be past retry.max_age)"
+            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping)
+        headers = retries.without_broker_headers(dict(delivery.properties.headers or {}))
+        headers.update(bookkeeping)
+        headers[names.HEADER_ATTEMPT] = attempt + 1
+        headers[names.HEADER_LAST_ERROR] = error.reason[: dead_letters.ERROR_MAX]
+        headers[names.HEADER_DELAY] = str(delay)
+        properties = _with_headers(delivery.properties, headers)
+        publication = Publication(names.DELAY_EXCHANGE, names.retry_key(self.channel), properties, delay)
+
+        def settled(acked: bool) -> None:
+            if acked:
+                metrics.DELIVERIES.labels(self.channel, metrics.RETRIED).inc()
+                metrics.RETRIES.labels(self.channel).inc()
+                bound.warning("delivery.retry_scheduled", error=error.reason, retry_in=delay, retry_after=error.after)
+
+        return Settlement(publication, on_settled=settled)
+
+    # ---- either thread --------------------------------------------------------------------------------
+
+    def _dead(self, bound: Any, delivery: Delivery, reason: str, error: str, bookkeeping: dict[str, Any]) -> Settlement:
+        properties = dead_letters.properties(delivery.properties, reason, error, datetime.now(UTC), bookkeeping)
+        publication = Publication(names.DEAD_EXCHANGE, names.notify_key(self.channel), properties)
+
+        def settled(acked: bool) -> None:
+            if acked:
+                metrics.DELIVERIES.labels(self.channel, metrics.DEAD).inc()
+                metrics.DEAD_LETTERS.labels(self.channel, reason).inc()
+                bound.error("delivery.dead_lettered", reason=reason, error=error)
+
+        return Settlement(publication, on_settled=settled)
+
+
+def _with_headers(original: Any, headers: dict[str, Any]) -> Any:
+    properties = copy.copy(original)
+    properties.headers = headers
+    return properties
+
+
+def _expired_error(headers: dict[str, Any]) -> str:
+    last = headers.get(names.HEADER_LAST_ERROR)
+    if isinstance(last, bytes):
+        last = last.decode(errors="replace")
+    return f"older than retry.max_age; last error: {last}" if last else "older than retry.max_age"
+
+
+def _summary(exc: ValidationError) -> str:
+    """Which fields were wrong, not the values (they may be large, or secret)."""
+    problems = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]]
+    return "not a valid alertq.alert/1: " + "; ".join(problems)
