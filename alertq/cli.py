@@ -9,6 +9,7 @@ import click
 
 from alertq.commands.config import config
 from alertq.commands.relay import relay
+from alertq.commands.sink import sink
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 
@@ -33,7 +34,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, up, topology, config):
+for command in (relay, up, topology, config, sink):
     main.add_command(command)
 
 

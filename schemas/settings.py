@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from schemas.channels import ChannelSettings, EmailSettings, MattermostSettings, SlackSettings, WebhookSettings
+from schemas.sink import SinkSettings
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 CONFIG_SEARCH_PATH = (Path("alertq.toml"), Path("/etc/alertq/alertq.toml"))
@@ -152,6 +153,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
 
     @classmethod
     def settings_customise_sources(
