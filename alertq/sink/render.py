@@ -51,6 +51,7 @@ class Part(BaseModel):
 
 class Card(BaseModel):
     colour: str | None = None
+    bar: bool = Field(False, description="Drawn with a colour bar (attachments always are, grey by default).")
     pretext: str = ""
     parts: list[Part] = Field(default_factory=list)
 
@@ -112,7 +113,7 @@ def _attachment(attachment: dict[str, Any], keys: _ButtonKeys) -> Card:
     if attachment.get("footer"):
         parts.append(Part(kind="context", items=[_str(attachment["footer"])]))
     colour = _colour(attachment.get("color"))
-    return Card(colour=colour, pretext=_str(attachment.get("pretext")), parts=parts)
+    return Card(colour=colour, bar=True, pretext=_str(attachment.get("pretext")), parts=parts)
 
 
 def _blocks(blocks: list[Any], keys: _ButtonKeys) -> list[Part]:
@@ -181,7 +182,7 @@ def _webhook(payload: dict[str, Any]) -> Rendered:
         colour = colours[state] if known and payload.get("notification_type") in ("PROBLEM", "RECOVERY") else "#1895f5"
         parts = [Part(kind="header", text=title), Part(kind="text", text=_str(payload.get("output")))]
         parts.append(Part(kind="code", text=body))
-        return Rendered(markup="plain", cards=[Card(colour=colour, parts=parts)])
+        return Rendered(markup="plain", cards=[Card(colour=colour, bar=True, parts=parts)])
     return Rendered(markup="plain", title="webhook", cards=[Card(parts=[Part(kind="code", text=body)])])
 
 

@@ -48,7 +48,8 @@ def _part(mail: EmailMessage, subtype: str) -> str:
     if body is None:
         return ""
     content = body.get_content()
-    return content if isinstance(content, str) else ""
+    # SMTP carries CRLF line ends; the text as written has LF.
+    return content.replace("\r\n", "\n") if isinstance(content, str) else ""
 
 
 async def start(store: Store, host: str, port: int) -> asyncio.Server:
