@@ -56,6 +56,7 @@ class Sink:
     url: str
     smtp_port: int
     process: subprocess.Popen[str]
+    log: Path
 
     def post(self, path: str, payload: Any) -> requests.Response:
         return requests.post(self.url + path, json=payload, timeout=10)
@@ -87,11 +88,11 @@ def sink_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"sink exited {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(f"exited {process.returncode}: {log.read_text()[-2000:]}")
         try:
             if requests.get(url + "/healthz", timeout=2).status_code == 200:
                 return
@@ -108,13 +109,14 @@ def start_sink(tmp_path: Path) -> Iterator[Callable[..., Sink]]:
     def start(**settings: str) -> Sink:
         http_port, smtp_port = free_port(), free_port()
         env = sink_environment(tmp_path, http_port=str(http_port), smtp_port=str(smtp_port), **settings)
-        process = subprocess.Popen(
-            ["alertq", "sink"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        # Output to a file, not a pipe nobody reads: a full pipe would stall the sink.
+        log = tmp_path / f"sink-{len(started)}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(["alertq", "sink"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         started.append(process)
         url = f"http://127.0.0.1:{http_port}"
-        wait_healthy(url, process)
-        return Sink(url, smtp_port, process)
+        wait_healthy(url, process, log)
+        return Sink(url, smtp_port, process, log)
 
     yield start
     for process in started:
@@ -349,8 +351,10 @@ def test_a_refused_click_is_reported_without_the_secret_url(sink: Sink, httpserv
     assert [b["label"] for b in after["rendered"]["buttons"]] == ["Acknowledge"]
     assert any("click failed" in note and "s3cr3t" not in note for note in after["notes"])
     sink.process.terminate()
-    _, stderr = sink.process.communicate(timeout=30)
-    assert "s3cr3t" not in stderr
+    sink.process.wait(30)
+    logged = sink.log.read_text()
+    assert '"status": 401' in logged  # the refusal is logged ...
+    assert "s3cr3t" not in logged  # ... without the URL's key
 
 
 def test_clicking_an_unknown_button_is_404(sink: Sink) -> None:
@@ -475,6 +479,52 @@ def test_the_page_shows_messages_and_buttons_in_a_browser(sink: Sink, tmp_path: 
         shutil.copy(shot, os.environ["ALERTQ_SINK_SCREENSHOT"])
 
 
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Debian's chromium driven through Debian's chromedriver: nothing is downloaded at run time."""
+    require(chromium() is not None and shutil.which("chromedriver") is not None, "chromium/chromium-driver missing")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium() or ""
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"):
+        options.add_argument(flag)
+    options.add_argument("--disable-background-networking")
+    options.add_argument("--disable-component-update")
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_clicking_acknowledge_in_the_page_acks_and_the_page_updates_itself(
+    sink: Sink, httpserver: HTTPServer, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    answer = {"update": {"message": "Acknowledged by **@dave** via Mattermost.", "props": {}}}
+    httpserver.expect_request("/mattermost/actions").respond_with_json(answer)
+    browser.get(sink.url + "/")
+    wait = WebDriverWait(browser, 30)
+    # The page was empty when loaded; it shows the post without a reload.
+    sink.post("/hooks/mattermost/ops", mattermost_problem(httpserver.url_for("/mattermost/actions")))
+    button = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#message-1 button[data-action="ack"]'))
+    user = browser.find_element(By.ID, "user")
+    user.clear()
+    user.send_keys("dave")
+
+    button.click()
+
+    wait.until(lambda d: "Acknowledged by @dave via Mattermost." in d.find_element(By.ID, "message-1").text)
+    assert browser.find_elements(By.CSS_SELECTOR, "#message-1 button") == []
+    [(request, _)] = httpserver.log
+    assert request.get_json()["user_name"] == "dave"
+
+
 # --- alertq up ------------------------------------------------------------------------------------
 
 
@@ -532,18 +582,20 @@ sys.exit(supervisor.run())
     assert out.read_text() == "http://sink/hooks"
 
 
-def test_alertq_up_starts_the_sink_and_says_where_the_page_is(alertq_env: dict[str, str]) -> None:
+def test_alertq_up_starts_the_sink_and_says_where_the_page_is(alertq_env: dict[str, str], tmp_path: Path) -> None:
     http_port, smtp_port = free_port(), free_port()
     env = {**alertq_env, "ALERTQ_SINK__HTTP_PORT": str(http_port), "ALERTQ_SINK__SMTP_PORT": str(smtp_port)}
-    up = subprocess.Popen(["alertq", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_healthy(f"http://127.0.0.1:{http_port}", up, timeout=60)
+        wait_healthy(f"http://127.0.0.1:{http_port}", up, log)
         response = requests.post(
             f"http://127.0.0.1:{http_port}/hooks/mattermost/local", json={"text": "hello"}, timeout=10
         )
         assert response.text == "ok"
     finally:
         up.terminate()
-        _, stderr = up.communicate(timeout=60)
+        up.wait(60)
     assert up.returncode == 0
-    assert f"preview: http://127.0.0.1:{http_port}/" in stderr
+    assert f"preview: http://127.0.0.1:{http_port}/" in log.read_text()
