@@ -250,6 +250,7 @@ def test_mail_sent_over_smtp_is_kept_with_its_text_and_html_parts(sink: Sink) ->
     mail.set_content("DISK CRITICAL - / 97% used\n")
     mail.add_alternative("<p><b>DISK CRITICAL</b> - / 97% used</p>", subtype="html")
     with smtplib.SMTP("127.0.0.1", sink.smtp_port, timeout=10) as client:
+        client.login("alertq", "any password")  # a channel set up with credentials still delivers here
         client.send_message(mail, to_addrs=["ops@example.org", "oncall@example.org"])
 
     [message] = sink.messages(channel="email")
@@ -277,6 +278,7 @@ def test_only_the_newest_max_messages_are_kept(start_sink: Callable[..., Sink]) 
         sink.post("/hooks/mattermost/local", {"text": f"message {n}"})
 
     assert [m["payload"]["text"] for m in sink.messages()] == ["message 2", "message 3", "message 4"]
+    assert [m["payload"]["text"] for m in sink.messages(limit="2")] == ["message 3", "message 4"]
     assert "keeps the newest 3 messages" in requests.get(sink.url + "/", timeout=10).text
 
     assert requests.delete(sink.url + "/api/messages", timeout=10).json() == {"deleted": 3}
@@ -351,7 +353,7 @@ def test_a_refused_click_is_reported_without_the_secret_url(sink: Sink, httpserv
     assert [b["label"] for b in after["rendered"]["buttons"]] == ["Acknowledge"]
     assert any("click failed" in note and "s3cr3t" not in note for note in after["notes"])
     sink.process.terminate()
-    sink.process.wait(30)
+    assert sink.process.wait(30) == 0  # SIGTERM is a clean stop
     logged = sink.log.read_text()
     assert '"status": 401' in logged  # the refusal is logged ...
     assert "s3cr3t" not in logged  # ... without the URL's key

@@ -23,6 +23,8 @@ from schemas.sink import SinkSettings
 log = structlog.get_logger("alertq.sink")
 
 MAX_BODY = 1024 * 1024
+# The page draws the newest this many; all kept messages stay in the JSON API.
+PAGE_LIMIT = 200
 # Headers worth showing with a webhook: how it was signed and sent, never cookies or auth.
 KEPT_HEADERS = ("content-type", "user-agent", "x-alertq-signature")
 # Inline styles and scripts only; mail HTML may not fetch anything from elsewhere either.
@@ -44,7 +46,14 @@ def create_app(settings: SinkSettings, store: Store, lifespan: Lifespan[Starlett
     templates.filters["chat"] = to_html
 
     def page_context() -> dict[str, Any]:
-        return {"settings": settings, "store": store, "messages": list(reversed(store.all()))}
+        kept = store.all()
+        return {
+            "settings": settings,
+            "store": store,
+            "messages": kept[: -PAGE_LIMIT - 1 : -1],
+            "kept": len(kept),
+            "page_limit": PAGE_LIMIT,
+        }
 
     async def page(request: Request) -> Response:
         html = templates.get_template("page.html").render(page_context())
@@ -110,8 +119,13 @@ def create_app(settings: SinkSettings, store: Store, lifespan: Lifespan[Starlett
 
     async def list_messages(request: Request) -> Response:
         wanted = request.query_params.get("channel")
-        found = [m.as_json() for m in store.all() if wanted in (None, m.channel)]
-        return JSONResponse(found)
+        limit = request.query_params.get("limit", "")
+        if limit and not limit.isdigit():
+            return JSONResponse({"error": "limit must be a whole number"}, status_code=400)
+        found = [m for m in store.all() if wanted in (None, m.channel)]
+        if limit:
+            found = found[len(found) - int(limit) :] if int(limit) else []
+        return JSONResponse([m.as_json() for m in found])
 
     async def get_message(request: Request) -> Response:
         message = store.get(request.path_params["id"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+from types import FrameType
 
 import click
 import structlog
@@ -43,6 +45,10 @@ async def _serve(settings: SinkSettings, http_socket: socket.socket) -> None:
         err=True,
     )
     log.info("sink.started", http_port=settings.http_port, smtp_port=settings.smtp_port)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, once its own handlers are gone; these
+    # take it then, so a requested stop ends with exit 0 as in every alertq process.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     try:
         await server.serve(sockets=[http_socket])
     finally:
@@ -51,9 +57,15 @@ async def _serve(settings: SinkSettings, http_socket: socket.socket) -> None:
         log.info("sink.stopped")
 
 
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
 def _bind(host: str, port: int, what: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on such sockets, and without it every
+    # keep-alive answer waits 40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
