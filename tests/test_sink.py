@@ -474,7 +474,9 @@ def test_the_page_shows_messages_and_buttons_in_a_browser(sink: Sink, tmp_path: 
     assert "** PROBLEM Host Alert: web01 is DOWN **" in html
 
     shot = tmp_path / "sink.png"
-    taken = run_chromium([f"--screenshot={shot}", "--window-size=1100,1400"], sink.url + "/")
+    taken = run_chromium(
+        [f"--screenshot={shot}", "--window-size=1100,1400", "--virtual-time-budget=3000"], sink.url + "/"
+    )
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.stat().st_size > 10_000
     if os.environ.get("ALERTQ_SINK_SCREENSHOT"):
