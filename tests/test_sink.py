@@ -297,6 +297,34 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_the_page_shows_chat_markup_but_never_runs_what_it_is_sent(sink: Sink) -> None:
+    hostile = {
+        "text": "<script>alert(1)</script> **bold** [ui](https://oitc.example.org/a) [x](javascript:alert(2))",
+        "attachments": [
+            {"color": "red;background:url(https://evil.example/)", "title": "<img src=x onerror=alert(3)>"}
+        ],
+    }
+    sink.post("/hooks/mattermost/ops", hostile)
+    sink.post(
+        "/hooks/slack/ops", {"text": "*bold* <https://oitc.example.org/b|open> <javascript:alert(4)|click> &lt;i&gt;"}
+    )
+
+    page = requests.get(sink.url + "/", timeout=10)
+
+    html = page.text
+    assert "<strong>bold</strong>" in html
+    assert '<a href="https://oitc.example.org/a"' in html
+    assert '<a href="https://oitc.example.org/b"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(3)&gt;" in html
+    assert "&lt;i&gt;" in html
+    assert "javascript:" not in html
+    assert "evil.example" not in html
+    assert "<script>alert" not in html
+    assert "script-src 'unsafe-inline'" in page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
 # --- buttons -------------------------------------------------------------------------------------
 
 
