@@ -285,44 +285,21 @@ def test_only_the_newest_max_messages_are_kept(start_sink: Callable[..., Sink]) 
     assert sink.messages() == []
 
 
-def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("taken_by", ["HTTP", "SMTP"])
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path, taken_by: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = sink_environment(tmp_path, http_port=str(port), smtp_port=str(free_port()))
+        ports = {"http_port": str(port), "smtp_port": str(free_port())}
+        if taken_by == "SMTP":
+            ports = {"http_port": str(free_port()), "smtp_port": str(port)}
+        env = sink_environment(tmp_path, **ports)
         result = subprocess.run(["alertq", "sink"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
-    assert f"cannot listen for HTTP on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen for {taken_by} on 127.0.0.1:{port}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
-
-
-def test_the_page_shows_chat_markup_but_never_runs_what_it_is_sent(sink: Sink) -> None:
-    hostile = {
-        "text": "<script>alert(1)</script> **bold** [ui](https://oitc.example.org/a) [x](javascript:alert(2))",
-        "attachments": [
-            {"color": "red;background:url(https://evil.example/)", "title": "<img src=x onerror=alert(3)>"}
-        ],
-    }
-    sink.post("/hooks/mattermost/ops", hostile)
-    sink.post(
-        "/hooks/slack/ops", {"text": "*bold* <https://oitc.example.org/b|open> <javascript:alert(4)|click> &lt;i&gt;"}
-    )
-
-    page = requests.get(sink.url + "/", timeout=10)
-
-    html = page.text
-    assert "<strong>bold</strong>" in html
-    assert '<a href="https://oitc.example.org/a"' in html
-    assert '<a href="https://oitc.example.org/b"' in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;img src=x onerror=alert(3)&gt;" in html
-    assert "&lt;i&gt;" in html
-    assert "javascript:" not in html
-    assert "evil.example" not in html
-    assert "<script>alert" not in html
-    assert "script-src 'unsafe-inline'" in page.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
 
 
 # --- buttons -------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Lifespan
 
 from alertq.sink import actions
 from alertq.sink.markup import to_html
@@ -41,7 +40,7 @@ class BadRequest(Exception):
         self.text = text
 
 
-def create_app(settings: SinkSettings, store: Store, lifespan: Lifespan[Starlette] | None = None) -> Starlette:
+def create_app(settings: SinkSettings, store: Store) -> Starlette:
     templates = Environment(loader=PackageLoader("alertq.sink", "templates"), autoescape=select_autoescape())
     templates.filters["chat"] = to_html
 
@@ -169,7 +168,7 @@ def create_app(settings: SinkSettings, store: Store, lifespan: Lifespan[Starlett
         Route("/api/messages/{id}", get_message, methods=["GET"]),
         Route("/api/messages/{id}/actions/{action}", click, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes)
 
 
 def _keep(store: Store, channel: Channel, request: Request, payload: dict[str, Any]) -> Message:

@@ -21,7 +21,7 @@ log = structlog.get_logger("alertq.sink")
 
 
 def run(settings: SinkSettings) -> None:
-    # Bind both ports first, so a port in use is one clear line and not a traceback from inside uvicorn.
+    # Both ports are bound before serving, so a port in use is one clear line, not a traceback from uvicorn.
     http_socket = _bind(settings.host, settings.http_port, "HTTP")
     asyncio.run(_serve(settings, http_socket))
 
