@@ -9,6 +9,7 @@ import click
 
 from alertq.commands.config import config
 from alertq.commands.relay import relay
+from alertq.commands.sink import sink
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 from alertq.commands.worker import worker
@@ -34,7 +35,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, up, topology, config, worker):
+for command in (relay, up, topology, config, worker, sink):
     main.add_command(command)
 
 

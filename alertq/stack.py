@@ -5,7 +5,7 @@ Each later part adds its entry here (workers per channel, sink, ack listener, es
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from schemas.settings import Settings
 
@@ -14,24 +14,61 @@ from schemas.settings import Settings
 class Process:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's own environment
 
 
 def processes(settings: Settings) -> list[Process]:
-    return [
+    parts = [
         Process("relay", ["alertq", "relay"]),
         *channel_workers(settings),
     ]
+    if any(sink_env(settings, name) for name in settings.channels.enabled_names()):
+        parts.append(Process("sink", ["alertq", "sink"]))
+    return [route_to_sink(settings, part) for part in parts]
+
+
+def sink_env(settings: Settings, channel: str) -> dict[str, str]:
+    """Environment that makes `alertq worker <channel>` deliver to the local sink, or {} when the
+    channel is disabled or has a real endpoint configured (a URL, or an SMTP host or port)."""
+    channels = settings.channels
+    if channel not in channels.enabled_names():
+        return {}
+    prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
+    if channel == "email":
+        if {"host", "port"} & channels.email.model_fields_set:
+            return {}
+        env = {f"{prefix}HOST": _connect_host(settings.sink.host), f"{prefix}PORT": str(settings.sink.smtp_port)}
+        env[f"{prefix}SECURITY"] = "none"
+        if not channels.email.recipients:
+            # Events without a contact e-mail still show up in the preview instead of failing.
+            env[f"{prefix}RECIPIENTS"] = '["ops@alertq.local"]'
+        return env
+    if getattr(channels.get(channel), "url", None) is not None:
+        return {}
+    return {f"{prefix}URL": f"{settings.sink.public_url()}/hooks/{channel}/local"}
+
+
+def route_to_sink(settings: Settings, part: Process) -> Process:
+    """Workers of channels with no real endpoint deliver to the sink (see sink_env)."""
+    if part.argv[:2] != ["alertq", "worker"] or len(part.argv) < 3:
+        return part
+    return replace(part, env={**sink_env(settings, part.argv[2]), **part.env})
+
+
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
 
 
 def channel_workers(settings: Settings) -> list[Process]:
-    """One `alertq worker <channel>` per channel that is enabled and configured (others would only
-    crash-loop); with `worker.metrics_port` set, each gets its own port counting up from it."""
+    """One `alertq worker <channel>` per channel that is enabled and either configured or routed to the
+    preview sink (others would only crash-loop); with `worker.metrics_port` set, each gets its own port
+    counting up from it."""
     from workers.configured import problem
 
     result = []
     port = settings.worker.metrics_port
     for name in settings.channels.enabled_names():
-        if problem(settings, name) is not None:
+        if problem(settings, name) is not None and not sink_env(settings, name):
             continue
         argv = ["alertq", "worker", name]
         if port:

@@ -5,6 +5,7 @@ Production runs each part under systemd or Kubernetes instead (deploy/); this is
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -60,7 +61,8 @@ class Supervisor:
             else child.spec.argv
         )
         # Children ignore the terminal's Ctrl-C: the supervisor stops them in order, with SIGTERM.
-        child.popen = subprocess.Popen(argv, start_new_session=True)
+        env = {**os.environ, **child.spec.env} if child.spec.env else None
+        child.popen = subprocess.Popen(argv, start_new_session=True, env=env)
         child.started_at = time.monotonic()
         log.info("up.started", process=child.spec.name, pid=child.popen.pid)
 

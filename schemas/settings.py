@@ -34,6 +34,7 @@ from schemas.channels import (
     TwoWayChannelSettings,
     WebhookSettings,
 )
+from schemas.sink import SinkSettings
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 CONFIG_SEARCH_PATH = (Path("alertq.toml"), Path("/etc/alertq/alertq.toml"))
@@ -195,6 +196,7 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     ack: AckSettings = Field(default_factory=AckSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
 
     @model_validator(mode="after")
     def _share_ack_signing(self) -> Settings:

@@ -1,0 +1,205 @@
+"""The sink's HTTP side: webhook endpoints that answer like the real ones, the page, the JSON API."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from alertq.sink import actions
+from alertq.sink.markup import to_html
+from alertq.sink.store import Channel, Message, Store
+from schemas.sink import SinkSettings
+
+log = structlog.get_logger("alertq.sink")
+
+MAX_BODY = 1024 * 1024
+# The page draws the newest this many; all kept messages stay in the JSON API.
+PAGE_LIMIT = 200
+# Headers worth showing with a webhook: how it was signed and sent, never cookies or auth.
+KEPT_HEADERS = ("content-type", "user-agent", "x-alertq-signature")
+# Inline styles and scripts only; mail HTML may not fetch anything from elsewhere either.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "frame-src 'self'; base-uri 'none'; form-action 'self'"
+)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def create_app(settings: SinkSettings, store: Store) -> Starlette:
+    templates = Environment(loader=PackageLoader("alertq.sink", "templates"), autoescape=select_autoescape())
+    templates.filters["chat"] = to_html
+
+    def page_context() -> dict[str, Any]:
+        kept = store.all()
+        return {
+            "settings": settings,
+            "store": store,
+            "messages": kept[: -PAGE_LIMIT - 1 : -1],
+            "kept": len(kept),
+            "page_limit": PAGE_LIMIT,
+        }
+
+    async def page(request: Request) -> Response:
+        html = templates.get_template("page.html").render(page_context())
+        return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+    async def messages_fragment(request: Request) -> Response:
+        html = templates.get_template("messages.html").render(page_context())
+        return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Sink-Version": str(store.version)})
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": store.version, "count": len(store.all()), "dropped": store.dropped})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "messages": len(store.all())})
+
+    async def chat_hook(request: Request) -> Response:
+        channel: Channel = "mattermost" if request.url.path.startswith("/hooks/mattermost/") else "slack"
+        try:
+            payload = await _chat_payload(request)
+        except BadRequest as exc:
+            return PlainTextResponse(exc.text, status_code=exc.status)
+        if not payload.get("text") and not payload.get("attachments") and not payload.get("blocks"):
+            return PlainTextResponse("no_text", status_code=400)
+        _keep(store, channel, request, payload)
+        return PlainTextResponse("ok")
+
+    async def webhook_hook(request: Request) -> Response:
+        try:
+            body = await _body(request)
+        except BadRequest as exc:
+            return PlainTextResponse(exc.text, status_code=exc.status)
+        try:
+            decoded = json.loads(body)
+            payload = decoded if isinstance(decoded, dict) else {"json": decoded}
+        except ValueError:
+            payload = {"body": body.decode("utf-8", "replace")}
+        _keep(store, "webhook", request, payload)
+        return PlainTextResponse("ok")
+
+    async def slack_response(request: Request) -> Response:
+        """Slack's response_url: the listener replaces, deletes or answers the clicked message."""
+        message = store.get(request.path_params["id"])
+        if message is None or not secrets.compare_digest(message.response_token, request.path_params["token"]):
+            return PlainTextResponse("invalid response_url", status_code=404)
+        try:
+            answer = json.loads(await _body(request))
+        except (BadRequest, ValueError):
+            return JSONResponse({"ok": False, "error": "invalid_payload"}, status_code=400)
+        if not isinstance(answer, dict):
+            return JSONResponse({"ok": False, "error": "invalid_payload"}, status_code=400)
+        if answer.get("delete_original"):
+            store.delete(message.id)
+        elif answer.get("replace_original"):
+            replaced = {k: answer[k] for k in ("text", "blocks", "attachments") if k in answer}
+            message.replace_payload(replaced, "replaced by the listener through response_url")
+            store.changed()
+        else:
+            reply = store.add("slack", message.hook, {k: v for k, v in answer.items() if k != "response_type"})
+            if answer.get("response_type") != "in_channel":
+                reply.notes.append("(only visible to you)")
+        log.info("sink.slack_response", id=message.id)
+        return JSONResponse({"ok": True})
+
+    async def list_messages(request: Request) -> Response:
+        wanted = request.query_params.get("channel")
+        limit = request.query_params.get("limit", "")
+        if limit and not limit.isdigit():
+            return JSONResponse({"error": "limit must be a whole number"}, status_code=400)
+        found = [m for m in store.all() if wanted in (None, m.channel)]
+        if limit:
+            found = found[len(found) - int(limit) :] if int(limit) else []
+        return JSONResponse([m.as_json() for m in found])
+
+    async def get_message(request: Request) -> Response:
+        message = store.get(request.path_params["id"])
+        if message is None:
+            return JSONResponse({"error": f"no message {request.path_params['id']}"}, status_code=404)
+        return JSONResponse(message.as_json())
+
+    async def delete_messages(request: Request) -> Response:
+        return JSONResponse({"deleted": store.clear()})
+
+    async def click(request: Request) -> Response:
+        message = store.get(request.path_params["id"])
+        if message is None:
+            return JSONResponse({"error": f"no message {request.path_params['id']}"}, status_code=404)
+        user_name = settings.user_name
+        if await request.body():
+            try:
+                user_name = str((await request.json()).get("user_name") or user_name)
+            except (ValueError, AttributeError):
+                return JSONResponse({"error": 'body must be JSON like {"user_name": "alice"}'}, status_code=400)
+        try:
+            result = await actions.click(message, request.path_params["action"], user_name, settings)
+        except actions.ActionFailed as exc:
+            message.notes.append(f"click failed: {exc.reason}")
+            store.changed()
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        store.changed()
+        return JSONResponse({**result, "message": message.as_json()})
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/partials/messages", messages_fragment, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/hooks/mattermost/{hook:path}", chat_hook, methods=["POST"]),
+        Route("/hooks/slack/{hook:path}", chat_hook, methods=["POST"]),
+        Route("/hooks/webhook/{hook:path}", webhook_hook, methods=["POST"]),
+        Route("/hooks/slack-response/{id}/{token}", slack_response, methods=["POST"]),
+        Route("/api/version", version, methods=["GET"]),
+        Route("/api/messages", list_messages, methods=["GET"]),
+        Route("/api/messages", delete_messages, methods=["DELETE"]),
+        Route("/api/messages/{id}", get_message, methods=["GET"]),
+        Route("/api/messages/{id}/actions/{action}", click, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _keep(store: Store, channel: Channel, request: Request, payload: dict[str, Any]) -> Message:
+    hook = request.path_params["hook"] or "-"
+    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    message = store.add(channel, hook, payload, headers)
+    log.info("sink.received", channel=channel, id=message.id)
+    return message
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+    return body
+
+
+async def _chat_payload(request: Request) -> dict[str, Any]:
+    """JSON body, or form `payload=<json>` (both Mattermost and Slack accept that too)."""
+    body = await _body(request)
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = (parse_qs(body.decode("utf-8", "replace")).get("payload") or [""])[0].encode()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise BadRequest(400, "invalid_payload") from None
+    if not isinstance(payload, dict):
+        raise BadRequest(400, "invalid_payload")
+    return payload
