@@ -8,7 +8,9 @@ import os
 import click
 
 from alertq.commands.config import config
+from alertq.commands.dlq import dlq
 from alertq.commands.relay import relay
+from alertq.commands.status import status
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 
@@ -33,7 +35,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, up, topology, config):
+for command in (relay, up, topology, config, dlq, status):
     main.add_command(command)
 
 
