@@ -117,7 +117,7 @@ def decode_value(value: Any) -> Any:
             if tag == "$bytes":
                 return base64.b64decode(inner, validate=True)
             if tag == "$timestamp":
-                return datetime.fromtimestamp(int(inner), UTC).replace(tzinfo=None)
+                return datetime.fromtimestamp(int(inner), UTC)
             if tag == "$decimal":
                 return Decimal(inner)
             if tag == "$table":

@@ -182,7 +182,7 @@ def _text(value: Any) -> str:
 
 
 def _aware(value: datetime) -> datetime:
-    # pika decodes AMQP timestamps as naive datetimes in UTC.
+    # pika decodes AMQP timestamps as UTC; be safe with naive ones from elsewhere.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -71,7 +71,7 @@ def dead_letter(spec: Spec) -> tuple[str, bytes, pika.BasicProperties]:
                     "count": 1,
                     "reason": "delivery_limit",
                     "queue": names.notify_queue(spec.channel),
-                    "time": dead_at.replace(tzinfo=None, microsecond=0),
+                    "time": dead_at.replace(microsecond=0),  # pika decodes timestamps as aware UTC
                     "exchange": names.EVENTS_EXCHANGE,
                     "routing-keys": [names.notify_key(spec.channel)],
                 }
