@@ -239,7 +239,7 @@ def test_sigkill_halfway_through_a_replay_loses_nothing(declared, amqp_url, aler
 
 def _reason(props) -> str:
     headers = props.headers or {}
-    return headers.get(names.HEADER_DEAD_REASON) or headers["x-first-death-reason"].replace("_", "-")
+    return str(headers.get(names.HEADER_DEAD_REASON) or headers["x-first-death-reason"].replace("_", "-"))
 
 
 def _publish_raw_invalid(url: str) -> None:

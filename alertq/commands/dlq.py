@@ -257,9 +257,18 @@ def _render_full(letter: Any) -> str:
 @filter_options
 @click.option("--to-channel", help="Send to this channel's queue instead of the original one.")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many messages per second.")
+@click.option(
+    "--window",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Unconfirmed copies in flight at most: more is faster, and more duplicates if the process is killed.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed and where; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Summary as JSON for scripts.")
-def replay(to_channel: str | None, rate: float | None, dry_run: bool, as_json: bool, **kwargs: Any) -> None:
+def replay(
+    to_channel: str | None, rate: float | None, window: int, dry_run: bool, as_json: bool, **kwargs: Any
+) -> None:
     """Send dead letters back to delivery, after you fixed what broke.
 
     Each matching message is published to exchange alertq.events with routing key
@@ -279,7 +288,7 @@ def replay(to_channel: str | None, rate: float | None, dry_run: bool, as_json: b
     """
     from broker.dlq.actions import Replay
 
-    action = Replay(to_channel=to_channel, rate=rate, dry_run=dry_run)
+    action = Replay(to_channel=to_channel, rate=rate, window=window, dry_run=dry_run)
     result = run_pass(action, kwargs, "replay")
     report = action.report
     summary = {
