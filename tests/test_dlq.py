@@ -252,3 +252,72 @@ def _publish_raw_invalid(url: str) -> None:
     )
     ConfirmedPublisher(connection.channel()).publish(names.DEAD_EXCHANGE, "invalid.spool", b"{broken", props)
     connection.close()
+
+
+def test_sigterm_stops_a_replay_cleanly_without_duplicates(declared, amqp_url, alertq_env):
+    letters = publish(amqp_url, mixed_specs(600))
+    process = subprocess.Popen(
+        ["alertq", "dlq", "replay", "--rate", "100"],
+        env=alertq_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while sum(notify_depths(amqp_url).values()) < 50 and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 0, err
+    assert "interrupted" in err
+    delivered = [m.properties.message_id for c in CHANNELS for m in take(amqp_url, names.notify_queue(c))]
+    still_dead = take(amqp_url, names.DEAD_QUEUE)
+    assert f"replayed {len(delivered)} of" in out
+    assert 50 <= len(delivered) < 600
+    assert sorted(delivered + [m.properties.message_id for m in still_dead]) == sorted(
+        p.message_id for _, _, p in letters
+    )
+    # what was not replayed is still there in its order
+    assert [m.properties.message_id for m in still_dead] == [
+        p.message_id for _, _, p in letters if p.message_id not in set(delivered)
+    ]
+
+
+def test_a_missing_dead_letter_queue_is_one_clear_line(amqp_url, alertq_env):
+    result = dlq(alertq_env, "list")
+    assert result.returncode == 1
+    assert "alertq topology declare" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def _purge_on_a_terminal(env, answer: str) -> subprocess.CompletedProcess[str]:
+    """Run purge with a pseudo-terminal as stdin, as an SRE at a shell would, answering the prompt."""
+    primary, secondary = os.openpty()
+    try:
+        process = subprocess.Popen(
+            ["alertq", "dlq", "purge", "--channel", "email"],
+            env=env,
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(primary, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_purge_asks_on_a_terminal(declared, amqp_url, alertq_env):
+    publish(amqp_url, mixed_specs(24))
+
+    declined = _purge_on_a_terminal(alertq_env, "n")
+    assert declined.returncode == 1
+    assert "Purge 8 of 24 dead letters (channel=email)?" in declined.stdout
+    assert depth(amqp_url, names.DEAD_QUEUE) == 24
+
+    accepted = _purge_on_a_terminal(alertq_env, "y")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "purged 8 of 24" in accepted.stdout
+    assert depth(amqp_url, names.DEAD_QUEUE) == 16

@@ -183,7 +183,10 @@ def list_(as_json: bool, **kwargs: Any) -> None:
         ]
         click.echo(render(headers, rows))
     reasons = ", ".join(f"{r} {n}" for r, n in action.by_reason.most_common()) or "none"
-    click.echo(f"{result.matched} of {result.depth} dead letters match ({reasons})", err=True)
+    if kwargs.get("limit") and result.taken >= kwargs["limit"]:
+        click.echo(f"first {result.taken} matches of {result.depth} dead letters (--limit; {reasons})", err=True)
+    else:
+        click.echo(f"{result.matched} of {result.depth} dead letters match ({reasons})", err=True)
     echo_notes(result)
 
 

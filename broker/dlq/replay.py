@@ -5,8 +5,8 @@ the channel's queue `alertq.notify.<channel>`, but `notify.<channel>` also reach
 which already saw this event when it was first published: a replay is another delivery attempt of
 the same notification, not a new event, so it must not open or re-arm an incident. `--to-channel`
 sends it to another channel's queue, the body unchanged (its `channel` field still names the
-original). Dead letters from the ack path (their first death was in `alertq.acks`) go back to
-`alertq.acks` with their routing key.
+original). Dead letters from the ack path (an `alertq.ack/…` body, or first dead in `alertq.acks`)
+go back to exchange `alertq.acks` with their routing key.
 
 Headers: the dead-letter headers (alertq's and the broker's `x-death` family) are removed, the
 retry bookkeeping starts over (`alertq-attempt` and `alertq-first-attempt-at` removed, as on a
@@ -41,7 +41,8 @@ class NotReplayable(Exception):
 def target(letter: DeadLetter, to_channel: str | None = None) -> Target:
     if to_channel:
         return Target(names.EVENTS_EXCHANGE, names.retry_key(to_channel))
-    if letter.source_queue == names.ACKS_QUEUE:
+    schema = (letter.event or {}).get("schema")
+    if letter.source_queue == names.ACKS_QUEUE or (isinstance(schema, str) and schema.startswith("alertq.ack/")):
         return Target(names.ACKS_EXCHANGE, letter.routing_key)
     channel = letter.channel
     if channel is None:

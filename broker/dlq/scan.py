@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
+from pika.exceptions import ChannelClosedByBroker
 from pika.frame import Method
 from pika.spec import Basic
 
@@ -170,7 +171,15 @@ class Pass:
     def _on_signal(self, _signum: int, _frame: Any) -> None:
         self.result.interrupted = True
         if self._connection is not None:
-            self._connection.ioloop.add_callback_threadsafe(self._stop_examining)
+            self._connection.ioloop.add_callback_threadsafe(self._interrupt)
+
+    def _interrupt(self) -> None:
+        if self._done_examining:
+            # Examined already, maybe still replaying at --rate: drop what has not been sent.
+            self.action.finish(interrupted=True)
+            self._close_when_settled()
+        else:
+            self._stop_examining()
 
     # ---- Context --------------------------------------------------------------------------------------
 
@@ -205,7 +214,10 @@ class Pass:
 
     def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
         if not self._closing and self.result.error is None:
-            self.result.error = f"channel closed by the broker: {describe_error(reason)}"
+            if isinstance(reason, ChannelClosedByBroker) and reason.reply_code == 404 and not self._examining:
+                self.result.error = f"queue {self.queue} does not exist (run `alertq topology declare`)"
+            else:
+                self.result.error = f"channel closed by the broker: {describe_error(reason)}"
         if self._connection is not None and self._connection.is_open:
             self._closing = True
             self._connection.close()
