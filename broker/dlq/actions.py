@@ -23,6 +23,7 @@ class Collect:
     """list, show and the dry runs: remember the matches, take nothing."""
 
     needs_publisher = False
+    reports_progress = False
 
     def __init__(self, keep_letters: bool = False) -> None:
         self.keep_letters = keep_letters
@@ -51,6 +52,7 @@ class Collect:
 
 class Purge:
     needs_publisher = False
+    reports_progress = False
 
     def __init__(self) -> None:
         self.purged = 0
@@ -78,6 +80,7 @@ class Export:
     """Write each match as a JSON line; with `remove`, ack them once the file is fsynced."""
 
     needs_publisher = False
+    reports_progress = False
     FLUSH_EVERY = 500
 
     def __init__(self, out: IO[str], remove: bool = False) -> None:
@@ -141,6 +144,7 @@ class Replay:
         self.window = window
         self.dry_run = dry_run
         self.needs_publisher = not dry_run
+        self.reports_progress = not dry_run
         self.report = ReplayReport()
         self.would_replay: list[dict[str, Any]] = []
         self._pending: deque[tuple[DeadLetter, Target]] = deque()
@@ -159,6 +163,8 @@ class Replay:
         except NotReplayable as exc:
             self.report.not_replayable += 1
             self.report.problems[str(exc)] += 1
+            if self._context is not None and self.reports_progress:
+                self._context.advance(1)
             return  # held: it stays dead-lettered
         if self.dry_run:
             self.report.by_target[str(where)] += 1
@@ -216,6 +222,7 @@ class Replay:
         else:
             self.report.nacked += 1
             self.report.problems[f"broker refused the copy for {where.routing_key}"] += 1
+        self._context.advance(1)
         if self._pending and not self._pump_scheduled:
             self._schedule(0)
         self._context.settled()

@@ -60,9 +60,12 @@ class Context(Protocol):
     def settled(self) -> None:
         """The action finished some outstanding work: the pass may be able to end."""
 
+    def advance(self, count: int) -> None: ...
+
 
 class Action(Protocol):
     needs_publisher: bool
+    reports_progress: bool  # True: the action advances the progress bar for what it takes, when done
 
     def start(self, context: Context) -> None: ...
     def take(self, letter: DeadLetter) -> None: ...
@@ -192,6 +195,9 @@ class Pass:
         assert self._connection is not None
         self._connection.ioloop.call_later(delay, callback)
 
+    def advance(self, count: int) -> None:
+        self.progress.advance(count)
+
     def settled(self) -> None:
         if self._done_examining:
             self._close_when_settled()
@@ -272,13 +278,16 @@ class Pass:
             return  # arrived after the pass began (or after it ended): held, returned at the close
         self._last_delivery = time.monotonic()
         self.result.examined += 1
-        self.progress.advance(1)
         letter = DeadLetter(method.routing_key, props, body, method.delivery_tag, position)
+        taken = False
         if self.filter.matches(letter):
             self.result.matched += 1
             if self.limit is None or self.result.taken < self.limit:
                 self.result.taken += 1
+                taken = True
                 self.action.take(letter)
+        if not (taken and self.action.reports_progress):
+            self.progress.advance(1)
         limit_reached = self.limit is not None and self.result.taken >= self.limit
         if self.result.examined >= self.result.depth or limit_reached:
             self._stop_examining()
