@@ -8,8 +8,10 @@ import os
 import click
 
 from alertq.commands.config import config
+from alertq.commands.dlq import dlq
 from alertq.commands.relay import relay
 from alertq.commands.sink import sink
+from alertq.commands.status import status
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 from alertq.commands.worker import worker
@@ -35,7 +37,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, up, topology, config, worker, sink):
+for command in (relay, worker, up, sink, status, dlq, topology, config):
     main.add_command(command)
 
 

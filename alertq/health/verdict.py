@@ -1,0 +1,53 @@
+"""What needs attention, with Nagios' levels (also `alertq status`'s exit code):
+0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+- CRITICAL: broker unreachable; a channel queue missing (topology not declared); a channel queue
+  holding messages with no consumer (nobody delivers them); the spool's oldest event older than
+  `spool_max_age` (the relay is not publishing).
+- WARNING: dead letters present (someone should look: `alertq dlq list`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from alertq.health.facts import Facts
+
+
+class Level(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass
+class Verdict:
+    level: Level = Level.OK
+    problems: list[tuple[Level, str]] = field(default_factory=list)
+
+    def add(self, level: Level, text: str) -> None:
+        self.problems.append((level, text))
+        self.level = max(self.level, level)
+
+
+def judge(facts: Facts, spool_max_age: float) -> Verdict:
+    verdict = Verdict()
+    if facts.broker_error:
+        verdict.add(Level.CRITICAL, f"broker unreachable: {facts.broker_error}")
+    for queue in facts.queues:
+        if queue.channel is None:
+            continue
+        if queue.messages is None:
+            verdict.add(Level.CRITICAL, f"queue {queue.name} missing (run `alertq topology declare`)")
+        elif queue.messages > 0 and not queue.consumers:
+            verdict.add(Level.CRITICAL, f"{queue.messages} messages in {queue.name} and no consumer")
+    if facts.spool_oldest_age is not None and facts.spool_oldest_age > spool_max_age:
+        verdict.add(
+            Level.CRITICAL,
+            f"spool backlog {facts.spool_backlog}, oldest {facts.spool_oldest_age:.0f}s (is the relay running?)",
+        )
+    if facts.dead_letters:
+        verdict.add(Level.WARNING, f"{facts.dead_letters} dead letters (alertq dlq list)")
+    return verdict

@@ -1,0 +1,115 @@
+"""`alertq status` as an SRE and as Nagios run it: real processes, the real broker."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from broker import names
+from broker.publisher import ConfirmedPublisher, json_properties
+from tests.conftest import run
+from tests.support.amqp import connect
+from tests.support.dead_letters import Spec, publish
+
+NAGIOS_LINE = re.compile(r"^ALERTQ (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+ \| (\S+=\S+ ?)+$")
+
+
+def status(env, *args: str):
+    return run(["alertq", "status", *args], env)
+
+
+def test_all_quiet_is_ok(declared, alertq_env):
+    table = status(alertq_env)
+    as_json = json.loads(status(alertq_env, "--json").stdout)
+    nagios = status(alertq_env, "--nagios")
+
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "alertq.notify.slack" in table.stdout and "status: OK" in table.stdout
+    assert as_json["status"] == "OK" and as_json["dead_letters"]["total"] == 0
+    assert {q["channel"] for q in as_json["queues"] if q["channel"]} == set(declared.channels.enabled_names())
+    assert as_json["open_incidents"] is None  # the escalator's hook, not built yet
+    assert nagios.returncode == 0
+    assert NAGIOS_LINE.match(nagios.stdout.strip()), nagios.stdout
+
+
+def test_dead_letters_are_a_warning_broken_down_by_reason(declared, amqp_url, alertq_env):
+    publish(amqp_url, [Spec("slack", "permanent"), Spec("slack", "permanent"), Spec("email", "delivery-limit")])
+
+    as_json = status(alertq_env, "--json")
+    nagios = status(alertq_env, "--nagios")
+
+    assert as_json.returncode == 1
+    dead = json.loads(as_json.stdout)["dead_letters"]
+    assert dead == {"total": 3, "by_reason": {"permanent": 2, "delivery-limit": 1}, "by_reason_examined": 3}
+    assert nagios.returncode == 1
+    assert nagios.stdout.startswith("ALERTQ WARNING - 3 dead letters")
+    assert "dead_letters=3;1;;0" in nagios.stdout
+
+
+def test_messages_without_a_consumer_are_critical(declared, amqp_url, alertq_env):
+    connection = connect(amqp_url)
+    ConfirmedPublisher(connection.channel()).publish(
+        names.EVENTS_EXCHANGE, names.notify_key("email"), b"{}", json_properties("e1")
+    )
+    connection.close()
+
+    result = status(alertq_env, "--nagios")
+
+    assert result.returncode == 2
+    assert result.stdout.startswith("ALERTQ CRITICAL - 1 messages in alertq.notify.email and no consumer")
+    assert "queue_email=1;;;0" in result.stdout
+
+    # a consumer on the queue makes it fine again
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=1)
+    channel.basic_consume(names.notify_queue("email"), lambda *a: None)
+    connection.process_data_events(time_limit=0.5)
+    try:
+        assert status(alertq_env, "--nagios").returncode == 0
+    finally:
+        connection.close()
+
+
+def test_old_spool_backlog_is_critical(declared, alertq_env, tmp_path):
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir(exist_ok=True)
+    (spool_dir / f"{time.time_ns() - 300 * 10**9:020d}-1-abcd.json").write_text("{}")
+    (spool_dir / f"{time.time_ns():020d}-1-abce.json").write_text("{}")
+
+    fresh_enough = status(alertq_env, "--json", "--spool-max-age", "600")
+    too_old = status(alertq_env, "--json", "--spool-max-age", "60")
+
+    assert fresh_enough.returncode == 0
+    assert json.loads(fresh_enough.stdout)["spool"]["backlog"] == 2
+    assert too_old.returncode == 2
+    assert "is the relay running?" in json.loads(too_old.stdout)["problems"][0]["text"]
+
+
+def test_unreachable_broker_is_critical_without_leaking_the_password(alertq_env):
+    env = {
+        **alertq_env,
+        "ALERTQ_BROKER__URLS": "amqp://alertq:s3cret-pw@127.0.0.1:1/",
+        "ALERTQ_BROKER__CONNECT_TIMEOUT": "1",
+    }
+
+    nagios = status(env, "--nagios")
+    table = status(env)
+
+    assert nagios.returncode == 2
+    assert nagios.stdout.startswith("ALERTQ CRITICAL - broker unreachable")
+    assert table.returncode == 2
+    assert "s3cret-pw" not in nagios.stdout + nagios.stderr + table.stdout + table.stderr
+
+
+def test_missing_topology_is_critical(alertq_env):
+    result = status(alertq_env, "--json")
+    assert result.returncode == 2
+    assert any("topology declare" in p["text"] for p in json.loads(result.stdout)["problems"])
+
+
+def test_bad_settings_are_unknown_for_nagios(alertq_env):
+    result = status({**alertq_env, "ALERTQ_BROKER__HEARTBEAT": "-5"}, "--nagios")
+    assert result.returncode == 3
+    assert result.stdout.startswith("ALERTQ UNKNOWN - invalid settings")
