@@ -133,6 +133,8 @@ class Relay:
         self._busy_paths.clear()
         self._backlog.clear()
         self._next_tag = 1
+        # A pump scheduled on the previous connection's loop died with it.
+        self._pump_scheduled = False
         self._connection = SelectConnection(
             next(self._params),
             on_open_callback=self._on_connection_open,

@@ -36,7 +36,7 @@ class HttpSettings(_Section):
 class ChannelSettings(_Section):
     """What every channel has."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run a worker for this channel and accept `--channel` for it.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     http: HttpSettings = Field(default_factory=HttpSettings)
 

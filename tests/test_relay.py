@@ -235,11 +235,12 @@ def test_relay_survives_a_broker_restart(private_node: PrivateNode, alertq_env: 
         time.sleep(2)
         assert relay.poll() is None, "the relay keeps running while the broker is away"
         private_node.start()
-        assert wait_until(lambda: spool.pending(str(tmp_path / "spool")) == [], timeout=60)
+        drained = wait_until(lambda: spool.pending(str(tmp_path / "spool")) == [], timeout=60)
         received = amqp.take(private_node.url, names.notify_queue("webhook"), None, timeout=30, settle=1.0)
     finally:
         relay.terminate()
         _, err = relay.communicate(timeout=30)
+    assert drained, err
     assert sorted(m.properties.message_id for m in received) == sorted(first + second)
     assert "relay.reconnecting" in err
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
 
 from alertq.common import load_settings
-from schemas.settings import Settings, config_file
+from schemas.settings import BrokerSettings, Settings, config_file
 
 
 @click.group()
@@ -46,3 +48,48 @@ def _mask(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+@config.command("reference")
+def reference() -> None:
+    """Print every setting as a Markdown table: environment variable, TOML key, default, meaning.
+
+    \b
+    The README's configuration reference is this output (a test keeps them equal):
+      alertq config reference > /tmp/settings.md
+    """
+    click.echo(settings_reference())
+
+
+def settings_reference() -> str:
+    lines = ["| environment variable | TOML key | default | meaning |", "|---|---|---|---|"]
+    for path, field_info, default in _walk(Settings, ()):
+        env = "ALERTQ_" + "__".join(p.upper() for p in path)
+        toml = f"[{'.'.join(path[:-1])}] {path[-1]}" if len(path) > 1 else path[0]
+        meaning = " ".join((field_info.description or "").split()).replace("|", "\\|")
+        # The default broker URL's password is the well-known guest one; show where it points, masked anyway.
+        shown = f"`{BrokerSettings().masked_urls[0]}`" if path == ("broker", "urls") else _show_default(default)
+        lines.append(f"| `{env}` | `{toml}` | {shown} | {meaning} |")
+    return "\n".join(lines)
+
+
+def _walk(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], FieldInfo, Any]]:
+    for name, field_info in model.model_fields.items():
+        path = (*prefix, name)
+        annotation = field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _walk(annotation, path)
+            continue
+        default = field_info.get_default(call_default_factory=True)
+        yield path, field_info, default
+
+
+def _show_default(value: Any) -> str:
+    value = _mask(value)
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{','.join(str(v) for v in value)}`"
+    return f"`{value}`"
