@@ -16,6 +16,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas.alert import AlertEvent
+    from schemas.channels import AckSettings
 
 VERSION = "v1"
 
@@ -51,6 +56,20 @@ def sign_incident(
 ) -> str:
     """The token for acknowledging this incident until `now + ttl` seconds."""
     return make_token(secret, AckClaims(host_id, service_id, event_id, int(now) + ttl))
+
+
+def token_for(event: AlertEvent, ack: AckSettings, *, now: float) -> str:
+    """The Acknowledge button's token for this event's incident, signed with the `[ack]` settings."""
+    if ack.signing_secret is None:
+        raise ValueError("ack.signing_secret is not set")
+    return sign_incident(
+        ack.signing_secret.get_secret_value(),
+        host_id=event.host.id,
+        service_id=None if event.service is None else event.service.id,
+        event_id=event.event_id,
+        now=now,
+        ttl=ack.token_ttl,
+    )
 
 
 def verify_token(secret: str | bytes, token: str, *, now: float) -> AckClaims:

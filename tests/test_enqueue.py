@@ -183,182 +183,39 @@ def test_channel_twice_gives_two_messages(declared: Settings, alertq_env: dict[s
     assert a.created_at == datetime.fromtimestamp(1795800000, UTC)
 
 
+VALID_HOST_CALL = {
+    "--channel": "mattermost",
+    "--type": "Host",
+    "--notificationtype": "PROBLEM",
+    "--hostuuid": "h",
+    "--state": "1",
+}
+
+
+def call(drop: str = "", **changes: str) -> list[str]:
+    """A valid host invocation with one flag dropped or changed (`changes` keys: flag without dashes)."""
+    flags = {k: v for k, v in VALID_HOST_CALL.items() if k != drop}
+    flags.update({f"--{k.replace('_', '-')}": v for k, v in changes.items()})
+    return [part for pair in flags.items() for part in pair]
+
+
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
-        (
-            [
-                "--type",
-                "Service",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--serviceuuid",
-                "s",
-                "--state",
-                "2",
-            ],
-            "--channel",
-        ),
-        (
-            ["--channel", "mattermost", "--notificationtype", "PROBLEM", "--hostuuid", "h", "--state", "1"],
-            "--type",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Router",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-            ],
-            "--type",
-        ),
-        (
-            ["--channel", "mattermost", "--type", "Host", "--hostuuid", "h", "--state", "1"],
-            "--notificationtype",
-        ),
-        (
-            ["--channel", "mattermost", "--type", "Host", "--notificationtype", "PROBLEM", "--state", "1"],
-            "--hostuuid",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Service",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-            ],
-            "--serviceuuid",
-        ),
-        (
-            ["--channel", "mattermost", "--type", "Host", "--notificationtype", "PROBLEM", "--hostuuid", "h"],
-            "--state",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "$HOSTSTATEID$",
-            ],
-            "--state",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "7",
-            ],
-            "--state",
-        ),
-        (
-            [
-                "--channel",
-                "Matter Most",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-            ],
-            "--channel",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-                "--colour",
-                "red",
-            ],
-            "--colour",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-                "--notification-number",
-                "three",
-            ],
-            "--notification-number",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-                "--timestamp",
-                "yesterday",
-            ],
-            "--timestamp",
-        ),
-        (
-            [
-                "--channel",
-                "mattermost",
-                "--type",
-                "Host",
-                "--notificationtype",
-                "PROBLEM",
-                "--hostuuid",
-                "h",
-                "--state",
-                "1",
-                "--output",
-            ],
-            "--output",
-        ),
+        (call(drop="--channel"), "--channel"),
+        (call(drop="--type"), "--type"),
+        (call(type="Router"), "--type"),
+        (call(drop="--notificationtype"), "--notificationtype"),
+        (call(drop="--hostuuid"), "--hostuuid"),
+        (call(type="Service"), "--serviceuuid"),
+        (call(drop="--state"), "--state"),
+        (call(state="$HOSTSTATEID$"), "--state"),
+        (call(state="7"), "--state"),
+        (call(channel="Matter Most"), "--channel"),
+        (call(colour="red"), "--colour"),
+        (call(notification_number="three"), "--notification-number"),
+        (call(timestamp="yesterday"), "--timestamp"),
+        ([*call(), "--output"], "--output"),
     ],
 )
 def test_bad_invocation_exits_2_with_one_line_naming_the_flag(

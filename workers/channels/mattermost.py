@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from schemas.ack_token import sign_incident
+from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import ConfigurationError, Notifier
@@ -119,16 +119,7 @@ def _text(notice: Notice) -> str:
 
 
 def _ack_action(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
-    secret = settings.ack.signing_secret
-    assert secret is not None and settings.ack_url  # checked in MattermostNotifier.__init__
-    token = sign_incident(
-        secret.get_secret_value(),
-        host_id=event.host.id,
-        service_id=None if event.service is None else event.service.id,
-        event_id=event.event_id,
-        now=now,
-        ttl=settings.ack.token_ttl,
-    )
+    token = token_for(event, settings.ack, now=now)  # secret presence checked in __init__
     return {
         "id": "ack",
         "name": "Acknowledge",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from schemas.ack_token import sign_incident
+from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import ConfigurationError, Notifier
@@ -157,16 +157,7 @@ def _context(notice: Notice) -> str:
 
 
 def _ack_actions(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:
-    secret = settings.ack.signing_secret
-    assert secret is not None  # checked in SlackNotifier.__init__
-    token = sign_incident(
-        secret.get_secret_value(),
-        host_id=event.host.id,
-        service_id=None if event.service is None else event.service.id,
-        event_id=event.event_id,
-        now=now,
-        ttl=settings.ack.token_ttl,
-    )
+    token = token_for(event, settings.ack, now=now)  # secret presence checked in __init__
     return {
         "type": "actions",
         "block_id": "alertq_actions",
