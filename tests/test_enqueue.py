@@ -393,3 +393,40 @@ def test_spool_dir_from_the_config_file(alertq_env: dict[str, str], tmp_path: Pa
         lock.release()
     assert (code, err) == (0, "")
     assert len(spool.pending(str(spool_dir))) == 1
+
+
+def test_relay_path_imports_only_the_standard_library(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    """In an alert storm the core forks thousands of these: pika, pydantic & co. stay out of the relay path."""
+    import subprocess
+    import sys
+
+    from producer import spool
+
+    lock = spool.RelayLock(str(tmp_path / "spool"))
+    assert lock.try_acquire()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-c",
+                "import sys; from producer.enqueue import main; sys.exit(main())",
+                "--channel",
+                "webhook",
+                *HOST_FLAGS,
+                "--notificationtype",
+                "PROBLEM",
+            ],
+            env=alertq_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        lock.release()
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert imported, "importtime reported nothing"
+    assert not imported & {"pika", "pydantic", "pydantic_settings", "structlog", "requests", "tenacity", "click"}
