@@ -99,7 +99,7 @@ def test_replay_after_the_endpoint_is_fixed_delivers_each_dead_letter_and_keeps_
     assert amqp.wait_depth(amqp_url, DEAD, 8 + 30) == 8 + 30
     sent = {e["event_id"]: body for e, body in zip(first + second, bodies, strict=True)}
     assert sorted(hook.event_ids()) == sorted(sent)  # each tried once, answered 404
-    assert len(worker.events("delivery.dead_lettered")) == 30
+    assert len(worker.wait_log("delivery.dead_lettered", 30)) == 30
 
     fixed.set()
     broken_id = second[7]["event_id"]
