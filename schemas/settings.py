@@ -117,8 +117,8 @@ class RetrySettings(_Section):
     max_age: float = Field(
         3600.0,
         gt=0,
-        description="Seconds after creation when a notification is dead-lettered "
-        "as expired: news that old helps nobody.",
+        description="Seconds after creation (or after its last `alertq dlq replay`) when a notification "
+        "is dead-lettered as expired: news that old helps nobody.",
     )
 
     @model_validator(mode="after")

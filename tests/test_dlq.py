@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -321,3 +322,15 @@ def test_purge_asks_on_a_terminal(declared, amqp_url, alertq_env):
     assert accepted.returncode == 0, accepted.stderr
     assert "purged 8 of 24" in accepted.stdout
     assert depth(amqp_url, names.DEAD_QUEUE) == 16
+
+
+def test_every_dlq_subcommand_has_help_with_examples(alertq_env):
+    top = dlq(alertq_env, "--help")
+    subcommands = re.findall(r"^  ([a-z-]+)\s", top.stdout.split("Commands:")[1], re.M)
+    assert set(subcommands) == {"list", "show", "replay", "purge", "export", "import"}
+    for subcommand in subcommands:
+        result = dlq(alertq_env, subcommand, "--help")
+        assert result.returncode == 0, subcommand
+        examples = result.stdout.split("Examples:", 1)
+        assert len(examples) == 2, f"alertq dlq {subcommand} --help has no examples"
+        assert f"alertq dlq {subcommand}" in examples[1], subcommand

@@ -9,9 +9,9 @@ Top-down:
    that target's lane (lanes.py); a congested lane (full and not moving) parks the message in a
    delay queue for `worker.park_delay` seconds without counting an attempt, so a slow target never
    fills the prefetch window;
-3. in the lane thread: too old (age_limit.py) → `expired`; wait for the target's token bucket
-   (rate_limit.py); deliver, with a couple of quick in-process retries while the endpoint is
-   unreachable (retries.py); then the outcome:
+3. in the lane thread: too old (age_limit.py: since creation, or since the last replay) → `expired`;
+   wait for the target's token bucket (rate_limit.py); deliver, with a couple of quick in-process
+   retries while the endpoint is unreachable (retries.py); then the outcome:
    - delivered → ack;
    - `Retryable` → republish to `alertq.delay` for the attempt's tier (or `Retry-After`, if longer),
      `alertq-attempt` + 1, then ack; the broker brings it back on `retry.<channel>` (no message
@@ -22,8 +22,8 @@ Top-down:
 4. SIGTERM/SIGINT (shutdown.py): stop consuming, requeue what has not started, finish what has
    (up to `worker.shutdown_grace`), exit 0. SIGKILL loses nothing: unacked messages are redelivered.
 
-Every log line of a delivery carries event_id, channel, attempt (and the target's opaque key);
-never a URL or secret.
+Every log line of a delivery carries event_id, channel, attempt (and the target's opaque key; for a
+replayed dead letter `replay_count`); never a URL or secret.
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ class Worker:
         headers = dict(delivery.properties.headers or {})
         attempt = retries.attempt_of(headers)
         bound = log.bind(event_id=event.event_id, channel=self.channel, attempt=attempt, target=target)
+        if names.HEADER_REPLAY_COUNT in headers:  # a replayed dead letter: say so on every line
+            bound = bound.bind(replay_count=headers[names.HEADER_REPLAY_COUNT])
         try:
             settlement = self._try(bound, delivery, event, target, attempt, headers)
         except Exception as exc:  # a bug must not lose the message: the broker redelivers it
@@ -152,10 +154,10 @@ class Worker:
         now = datetime.now(UTC)
         first_at = retries.first_attempt_at(headers, now)
         bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
-        if age_limit.expired(event, max_age, now):
+        if age_limit.expired(event, headers, max_age, now):
             return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
         waited = self.rate_limits.bucket(target).take()
-        if waited and age_limit.expired(event, max_age, datetime.now(UTC)):
+        if waited and age_limit.expired(event, headers, max_age, datetime.now(UTC)):
             return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
         bound.debug("delivery.attempt", redelivered=delivery.redelivered, rate_limited_for=round(waited, 3))
         started = time.monotonic()
@@ -193,10 +195,11 @@ class Worker:
         if attempt >= retry.max_attempts:
             return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping)
         delay = retries.delay_for(attempt, retry.delays, error.after)
-        if age_limit.remaining(event, retry.max_age, datetime.now(UTC)) < delay:
+        headers = dict(delivery.properties.headers or {})
+        if age_limit.remaining(event, headers, retry.max_age, datetime.now(UTC)) < delay:
             reason = f"{error.reason} (the next try in {delay}s would be past retry.max_age)"
             return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping)
-        headers = retries.without_broker_headers(dict(delivery.properties.headers or {}))
+        headers = retries.without_broker_headers(headers)
         headers.update(bookkeeping)
         headers[names.HEADER_ATTEMPT] = attempt + 1
         headers[names.HEADER_LAST_ERROR] = error.reason[: dead_letters.ERROR_MAX]
@@ -237,7 +240,8 @@ def _expired_error(headers: dict[str, Any]) -> str:
     last = headers.get(names.HEADER_LAST_ERROR)
     if isinstance(last, bytes):
         last = last.decode(errors="replace")
-    return f"older than retry.max_age; last error: {last}" if last else "older than retry.max_age"
+    too_old = "older than retry.max_age" + (" since its replay" if age_limit.replayed_at(headers) else "")
+    return f"{too_old}; last error: {last}" if last else too_old
 
 
 def _summary(exc: ValidationError) -> str:

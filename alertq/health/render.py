@@ -46,7 +46,7 @@ def as_table(facts: Facts, verdict: Verdict) -> str:
         parts.append(f"dead letters: {facts.dead_letters}")
     age = f", oldest {facts.spool_oldest_age:.0f}s" if facts.spool_oldest_age is not None else ""
     parts.append(f"spool backlog: {facts.spool_backlog}{age}")
-    incidents = "n/a (escalator not running here)" if facts.open_incidents is None else str(facts.open_incidents)
+    incidents = "n/a (escalator not installed)" if facts.open_incidents is None else str(facts.open_incidents)
     parts.append(f"open incidents: {incidents}")
     parts.append(f"status: {verdict.level.name}")
     parts += [f"  {level.name}: {text}" for level, text in verdict.problems]

@@ -48,7 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.nagios_config import MATTERMOST, NotificationArgs, alertq_toml, main_cfg, objects_cfg
+from tests.support.nagios_config import (
+    MATTERMOST,
+    NotificationArgs,
+    alertq_check_objects,
+    alertq_toml,
+    main_cfg,
+    objects_cfg,
+)
 from tests.support.nagios_status import Status, parse_status
 
 NAGIOS_BINARY = "nagios4"
@@ -80,6 +87,9 @@ class NagiosCore:
     host_directives, service_directives, contact_directives: override or add object directives, e.g.
         {"notification_interval": "5"} for re-notification every 5 s.
     extra_objects: raw object definitions appended to the object config (escalations, more contacts, …).
+    alertq_checks: active service checks running `alertq --config <the core's alertq.toml> <args>` as
+        the core's user: (host, service) -> args, e.g. {("web01", "alertq"): "status --nagios"}; the
+        host must be in `hosts`. Run one with `submit("SCHEDULE_FORCED_SVC_CHECK;web01;alertq;<now>")`.
     main_directives: override or add nagios.cfg settings.
     """
 
@@ -94,6 +104,7 @@ class NagiosCore:
     service_directives: Mapping[str, str] = field(default_factory=dict)
     contact_directives: Mapping[str, str] = field(default_factory=dict)
     extra_objects: str = ""
+    alertq_checks: Mapping[tuple[str, str], str] = field(default_factory=dict)
     main_directives: Mapping[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
 
@@ -296,6 +307,13 @@ class NagiosCore:
             tail += [f"console: {ln}" for ln in console.read_text(errors="replace").splitlines()[-10:]]
         return "\n--- nagios log tail ---\n" + "\n".join(tail) if tail else ""
 
+    def _alertq_checks(self) -> str:
+        if not self.alertq_checks:
+            return ""
+        alertq = alertq_program(self.workdir / "bin", self._as_core_user(), self.user)
+        prefix = f"{shlex.quote(alertq)} --config {shlex.quote(str(self.alertq_config))}"
+        return alertq_check_objects(self.alertq_checks, prefix)
+
     def _as_core_user(self) -> list[str]:
         if os.geteuid() != 0:
             return []
@@ -327,6 +345,7 @@ class NagiosCore:
                 contact_directives=self.contact_directives,
             )
             + self.extra_objects
+            + self._alertq_checks()
         )
         (self.workdir / "resource.cfg").write_text("$USER1$=/usr/lib/nagios/plugins\n")
         self.main_cfg.write_text(main_cfg(self.workdir, self.user, self.main_directives))
@@ -337,44 +356,57 @@ class NagiosCore:
 
 
 def enqueue_program(bin_dir: Path, as_user: list[str], user: str) -> str:
-    """The `alertq-enqueue` the core's user can run: the virtualenv's own when that user can execute its
-    interpreter; otherwise a wrapper in bin_dir running the same entry point with the same packages on
-    the system's Python of the same version (a venv made from e.g. pyenv under /root is unreachable)."""
-    venv_enqueue = VENV_BIN / "alertq-enqueue"
-    if _runs(as_user, venv_enqueue):
-        return str(venv_enqueue)
+    """The `alertq-enqueue` the core's user can run (see `venv_program`)."""
+    return venv_program(bin_dir, as_user, user, "alertq-enqueue", "producer.enqueue", "usage: alertq-enqueue")
+
+
+def alertq_program(bin_dir: Path, as_user: list[str], user: str) -> str:
+    """The `alertq` command the core's user can run, e.g. for `alertq status --nagios` as a check."""
+    return venv_program(bin_dir, as_user, user, "alertq", "alertq.cli", "Usage: alertq")
+
+
+def venv_program(bin_dir: Path, as_user: list[str], user: str, name: str, module: str, usage: str) -> str:
+    """The virtualenv's console script `name` (entry point `module:main`) as the core's user can run it:
+    the venv's own when that user can execute its interpreter; otherwise a wrapper in bin_dir running
+    the same entry point with the same packages on the system's Python of the same version (a venv
+    made from e.g. pyenv under /root is unreachable). `usage` is what its --help prints first."""
+    venv_script = VENV_BIN / name
+    if _runs(as_user, venv_script, usage):
+        return str(venv_script)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system_python = next(
         (p for p in (f"/usr/bin/{version}", f"/usr/local/bin/{version}") if os.access(p, os.X_OK)), None
     )
     site_packages = next(Path(sys.prefix).glob(f"lib/{version}/site-packages"), None)
     if system_python is None or site_packages is None:
-        raise NagiosError(f"user {user} cannot run {venv_enqueue} and there is no /usr/bin/{version} to run it on")
+        raise NagiosError(f"user {user} cannot run {venv_script} and there is no /usr/bin/{version} to run it on")
     # site.addsitedir runs the venv's .pth files (the editable install of alertq); the venv's packages
-    # go first so they win over any the system has.
+    # go first so they win over any the system has. sys.argv[0] becomes the program's name, as the
+    # console script has it (click prints it in usage lines).
     bootstrap = (
         "import site, sys; n = len(sys.path); site.addsitedir(sys.argv.pop(1)); "
-        "sys.path[:] = sys.path[n:] + sys.path[:n]; from producer.enqueue import main; sys.exit(main())"
+        f"sys.path[:] = sys.path[n:] + sys.path[:n]; sys.argv[0] = {name!r}; "
+        f"from {module} import main; sys.exit(main())"
     )
-    wrapper = bin_dir / "alertq-enqueue"
+    wrapper = bin_dir / name
     wrapper.write_text(
         "#!/bin/sh\n"
-        f"# {venv_enqueue}, run on {system_python}: the core's user cannot execute the venv's interpreter.\n"
+        f"# {venv_script}, run on {system_python}: the core's user cannot execute the venv's interpreter.\n"
         f'exec {system_python} -s -c {shlex.quote(bootstrap)} {shlex.quote(str(site_packages))} "$@"\n'
     )
     wrapper.chmod(0o755)
-    if not _runs(as_user, wrapper):
+    if not _runs(as_user, wrapper, usage):
         raise NagiosError(f"{wrapper} does not run as user {user}")
     return str(wrapper)
 
 
-def _runs(as_user: list[str], program: Path) -> bool:
+def _runs(as_user: list[str], program: Path, usage: str) -> bool:
     # Through /bin/sh with a clean PATH, as the core's workers run it: a direct exec from here can take
     # detours (PATH shims, execvp fallbacks) that the core's never does.
     argv = [*as_user, "/bin/sh", "-c", 'exec "$0" --help', str(program)]
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     result = subprocess.run(argv, capture_output=True, timeout=60, check=False, cwd="/", env=env)
-    return result.returncode == 0 and b"usage: alertq-enqueue" in result.stdout
+    return result.returncode == 0 and usage.encode() in result.stdout
 
 
 def _state_code(state: int | str, names: Mapping[str, int]) -> int:

@@ -228,3 +228,37 @@ def main_cfg(workdir: Path, user: str, overrides: Mapping[str, str]) -> str:
     lines = ["# Written by tests/support/nagios.py; see NagiosCore for what each choice is for."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def alertq_check_objects(checks: Mapping[tuple[str, str], str], alertq: str) -> str:
+    """Active service checks that run `alertq` (the command line `alertq` already names the core's
+    settings file): per (host, service) a command `alertq-check-<n>` and the service using it. The
+    check interval is long, so in a test's time the check runs when the test forces it
+    (SCHEDULE_FORCED_SVC_CHECK) and perhaps once at start-up; notifications are off, so a WARNING
+    here enqueues nothing."""
+    parts = []
+    for n, ((host, service), args) in enumerate(checks.items()):
+        command = f"alertq-check-{n}"
+        parts.append(_define("command", {"command_name": command, "command_line": f"{alertq} {args}"}))
+        parts.append(
+            _define(
+                "service",
+                {
+                    "host_name": host,
+                    "service_description": service,
+                    "check_command": command,
+                    "active_checks_enabled": "1",
+                    "passive_checks_enabled": "0",
+                    "check_freshness": "0",
+                    "max_check_attempts": "1",
+                    "check_interval": "3600",
+                    "retry_interval": "3600",
+                    "check_period": "24x7",
+                    "contacts": "oncall",
+                    "notifications_enabled": "0",
+                    "notification_period": "24x7",
+                    "flap_detection_enabled": "0",
+                },
+            )
+        )
+    return "".join(parts)
