@@ -3,6 +3,7 @@ visible failure in the chat."""
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from datetime import UTC, datetime
@@ -192,3 +193,47 @@ def test_nagios_command_line_keeps_author_and_comment_inside_their_fields() -> N
     host = command_line(ack_message(service=None, sticky=False), now=1700000000, use_expire=True, expire_after=60)
     expected = "ACKNOWLEDGE_HOST_PROBLEM_EXPIRE;host-uuid-1;0;1;1;1700000060;jdoe;"
     assert host == f"[1700000000] {expected}Acknowledged in Mattermost by jdoe via alertq\n"
+
+
+def test_icinga2_gets_the_acknowledge_problem_action_with_filter_vars_and_basic_auth(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    auth = "Basic " + base64.b64encode(b"alertq:icinga-pass-77").decode()
+    expected = {
+        "type": "Service",
+        "filter": "host.name==h && service.name==s",
+        "filter_vars": {"h": "host-uuid-1", "s": "svc-uuid-1"},
+        "author": "jdoe",
+        "comment": "Acknowledged in Mattermost by jdoe via alertq",
+        "sticky": True,
+        "notify": True,
+        "persistent": True,
+    }
+    httpserver.expect_oneshot_request(
+        "/v1/actions/acknowledge-problem",
+        method="POST",
+        headers={"Authorization": auth, "Accept": "application/json"},
+        json=expected,
+    ).respond_with_json({"results": [{"code": 200.0, "status": "Successfully acknowledged problem"}]})
+    target = {"kind": "icinga2", "url": httpserver.url_for("/"), "username": "alertq", "password": "icinga-pass-77"}
+
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
+        publish(amqp_url, ack_message())
+        wait_for_line(forwarder, "ack_forwarder.acknowledged")
+    httpserver.check_assertions()
+    assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
+    assert "icinga-pass-77" not in forwarder.log_text()
+
+
+def test_alertq_up_runs_the_ack_parts_only_once_they_can_work() -> None:
+    from alertq.stack import processes
+
+    def names_of(settings: Settings) -> set[str]:
+        return {p.name for p in processes(settings)} & {"ack-listener", "ack-forwarder"}
+
+    assert names_of(Settings()) == set()
+    assert names_of(Settings.model_validate({"ack": {"signing_secret": "s"}})) == {"ack-listener"}
+    configured = {"ack": {"signing_secret": "s"}, "ack_target": {"command_file": "/var/lib/nagios4/rw/nagios.cmd"}}
+    assert names_of(Settings.model_validate(configured)) == {"ack-listener", "ack-forwarder"}
+    oitc_without_key = {"ack_target": {"kind": "openitcockpit", "url": "https://oitc.example.org"}}
+    assert names_of(Settings.model_validate(oitc_without_key)) == set()
