@@ -24,7 +24,7 @@ from schemas.ack_token import sign_incident
 from schemas.settings import Settings
 from tests.support import amqp
 from tests.support.ack_processes import SIGNING_SECRET, SLACK_SECRET, Running, ack_listener
-from tests.support.rabbit import free_port
+from tests.support.rabbit import PrivateNode, free_port
 
 BODY_LIMIT = 4096
 
@@ -184,3 +184,31 @@ def test_openapi_describes_exactly_the_served_endpoints(listener: Running) -> No
     assert described == served
     for path, method in described:
         assert requests.request(method, f"{listener.url}{path}", timeout=10).status_code != 404
+
+
+def test_with_the_broker_unreachable_a_click_is_refused_503_and_can_be_retried(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": f"amqp://guest:hunter2@127.0.0.1:{free_port()}/"}
+    with ack_listener(env, tmp_path / "listener.log", free_port()) as running:
+        answer = requests.post(f"{running.url}/mattermost/actions", json=mattermost_click("jdoe", token()), timeout=10)
+    assert answer.status_code == 503
+    assert "try again" in answer.json()["error"]
+    assert "hunter2" not in answer.text + running.log_text()
+
+
+@pytest.mark.slow
+@pytest.mark.privatebroker
+def test_the_listener_publishes_again_after_a_broker_restart(
+    private_node: PrivateNode, alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url}
+    with ack_listener(env, tmp_path / "listener.log", free_port()) as running:
+        click = mattermost_click("jdoe", token())
+        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 200
+        private_node.stop()
+        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 503
+        private_node.start()
+        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 200
+    acks = amqp.take(private_node.url, names.ACKS_QUEUE, count=2, timeout=30)
+    assert [AckMessage.model_validate_json(m.body).chat_user for m in acks] == ["jdoe", "jdoe"]
