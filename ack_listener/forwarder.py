@@ -126,11 +126,15 @@ class Forwarder:
                 return
             except Permanent as exc:
                 raise GaveUp(dead_letters.PERMANENT, str(exc)) from None
-            except Retryable as exc:
+            except Exception as exc:  # a bug in a target must not crash-loop the queue: retry, then dead
+                error = str(exc) if isinstance(exc, Retryable) else f"unexpected {type(exc).__name__}"
+                if not isinstance(exc, Retryable):
+                    log.exception("ack_forwarder.target_failed", ack_id=ack.ack_id)
                 if attempt == target.attempts:
-                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {exc}") from None
-                wait = min(exc.after if exc.after is not None else target.retry_wait * 2 ** (attempt - 1), MAX_WAIT)
-                log.warning("ack_forwarder.retrying", ack_id=ack.ack_id, attempt=attempt, error=str(exc), retry_in=wait)
+                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}") from None
+                after = exc.after if isinstance(exc, Retryable) else None
+                wait = min(after if after is not None else target.retry_wait * 2 ** (attempt - 1), MAX_WAIT)
+                log.warning("ack_forwarder.retrying", ack_id=ack.ack_id, attempt=attempt, error=error, retry_in=wait)
                 if self._connection is not None:
                     self._connection.sleep(wait)
                 if self._stop.is_set():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -21,6 +22,7 @@ from schemas.ack import AckMessage, Reply
 from schemas.settings import Settings
 from tests.support import amqp
 from tests.support.ack_processes import Running, ack_forwarder
+from tests.support.rabbit import PrivateNode
 
 API_KEY = "oitc-api-key-5f1e2d3c4b5a"
 
@@ -237,3 +239,23 @@ def test_alertq_up_runs_the_ack_parts_only_once_they_can_work() -> None:
     assert names_of(Settings.model_validate(configured)) == {"ack-listener", "ack-forwarder"}
     oitc_without_key = {"ack_target": {"kind": "openitcockpit", "url": "https://oitc.example.org"}}
     assert names_of(Settings.model_validate(oitc_without_key)) == set()
+
+
+@pytest.mark.slow
+@pytest.mark.privatebroker
+def test_the_forwarder_carries_on_after_a_broker_restart(
+    private_node: PrivateNode, alertq_env: dict[str, str], httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_json({"message": "ok"})
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url, "ALERTQ_BROKER__RECONNECT_MAX_DELAY": "1"}
+    with ack_forwarder(env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
+        publish(private_node.url, ack_message())
+        wait_requests(httpserver, 1)
+        private_node.stop()
+        time.sleep(1)
+        assert forwarder.process.poll() is None, "the forwarder keeps running while the broker is away"
+        private_node.start()
+        publish(private_node.url, ack_message(service=None))
+        wait_requests(httpserver, 2, timeout=60)
+    bodies = [r.get_json()[0]["command"] for r, _ in httpserver.log]
+    assert bodies == ["submitServicestateAck", "submitHoststateAck"]
