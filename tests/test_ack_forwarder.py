@@ -20,6 +20,7 @@ from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
 from schemas.ack import AckMessage, Reply
 from schemas.settings import Settings
+from tests.conftest import run
 from tests.support import amqp
 from tests.support.ack_processes import Running, ack_forwarder
 from tests.support.rabbit import PrivateNode
@@ -259,3 +260,14 @@ def test_the_forwarder_carries_on_after_a_broker_restart(
         wait_requests(httpserver, 2, timeout=60)
     bodies = [r.get_json()[0]["command"] for r, _ in httpserver.log]
     assert bodies == ["submitServicestateAck", "submitHoststateAck"]
+
+
+def test_the_forwarder_without_a_target_refuses_to_start_with_one_line(alertq_env: dict[str, str]) -> None:
+    result = run(["alertq", "ack-forwarder"], alertq_env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: ack_target.command_file is not set (the core's nagios.cmd)"
+    secretless = {**alertq_env, "ALERTQ_ACK_TARGET__KIND": "openitcockpit", "ALERTQ_ACK_TARGET__API_KEY": API_KEY}
+    result = run(["alertq", "ack-forwarder"], secretless)
+    assert result.returncode == 1
+    assert "ack_target.url and ack_target.api_key are needed" in result.stderr
+    assert API_KEY not in result.stderr + result.stdout
