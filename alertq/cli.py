@@ -7,6 +7,8 @@ import os
 
 import click
 
+from alertq.commands.ack_forwarder import ack_forwarder
+from alertq.commands.ack_listener import ack_listener
 from alertq.commands.config import config
 from alertq.commands.dlq import dlq
 from alertq.commands.relay import relay
@@ -37,7 +39,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, worker, up, sink, status, dlq, topology, config):
+for command in (relay, worker, up, sink, status, dlq, topology, config, ack_listener, ack_forwarder):
     main.add_command(command)
 
 

@@ -24,6 +24,7 @@ def processes(settings: Settings) -> list[Process]:
     ]
     if any(sink_env(settings, name) for name in settings.channels.enabled_names()):
         parts.append(Process("sink", ["alertq", "sink"]))
+    parts += ack_parts(settings)
     return [route_to_sink(settings, part) for part in parts]
 
 
@@ -76,3 +77,23 @@ def channel_workers(settings: Settings) -> list[Process]:
             port += 1
         result.append(Process(f"worker-{name}", argv))
     return result
+
+
+def ack_parts(settings: Settings) -> list[Process]:
+    """The ack listener once buttons are signed (`ack.signing_secret`: without it every click would be
+    refused), the forwarder once its target is configured (without, e.g. no command file, it would
+    only crash-loop). Neither runs with the defaults: `alertq up` logs which it left out and why."""
+    import structlog
+
+    log = structlog.get_logger("alertq.up")
+    parts = []
+    if settings.ack.signing_secret is not None:
+        parts.append(Process("ack-listener", ["alertq", "ack-listener"]))
+    else:
+        log.info("up.skipped", part="ack-listener", reason="ack.signing_secret is not set")
+    reason = settings.ack_target.problem()
+    if reason is None:
+        parts.append(Process("ack-forwarder", ["alertq", "ack-forwarder"]))
+    else:
+        log.info("up.skipped", part="ack-forwarder", reason=reason)
+    return parts

@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.ack_listener import AckListenerSettings, AckTargetSettings
 from schemas.channels import (
     AckSettings,
     ChannelSettings,
@@ -197,6 +198,8 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     ack: AckSettings = Field(default_factory=AckSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
+    ack_listener: AckListenerSettings = Field(default_factory=AckListenerSettings)
+    ack_target: AckTargetSettings = Field(default_factory=AckTargetSettings)
 
     @model_validator(mode="after")
     def _share_ack_signing(self) -> Settings:

@@ -1,0 +1,86 @@
+"""A button click as Mattermost or Slack sends it, reduced to who clicked, the token and where to reply.
+
+Pure parsing, no I/O. Anything not shaped like the chat's request is `BadClick` (answered 400 with
+its message, which never repeats the token).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from schemas.ack import Reply
+
+SLACK_ACK_ACTION_ID = "alertq_ack"  # workers/channels/slack.py ACK_ACTION_ID
+
+
+class BadClick(Exception):
+    """The request is not a well-formed button click; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Click:
+    source: Literal["mattermost", "slack"]
+    chat_user: str
+    token: str
+    reply: Reply
+
+
+def mattermost(body: bytes) -> Click:
+    """`{user_name, context: {token}, channel_name, post_id, …}` as Mattermost POSTs it."""
+    data = _json_object(body, "the body")
+    user = data.get("user_name")
+    if not isinstance(user, str) or not user:
+        raise BadClick("user_name is missing or not a string")
+    context = data.get("context")
+    if not isinstance(context, dict):
+        raise BadClick("context is missing or not an object")
+    token = context.get("token")
+    if not isinstance(token, str) or not token:
+        raise BadClick("context.token is missing or not a string")
+    reply = Reply(channel_name=_optional_text(data, "channel_name"), post_id=_optional_text(data, "post_id"))
+    return Click("mattermost", user, token, reply)
+
+
+def slack(body: bytes) -> Click:
+    """Form `payload=<block_actions JSON>` as Slack's interactivity POSTs it."""
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadClick("the body is not a URL-encoded form") from None
+    payloads = form.get("payload")
+    if not payloads or len(payloads) != 1:
+        raise BadClick("the form has no single payload field")
+    data = _json_object(payloads[0].encode(), "payload")
+    if data.get("type") != "block_actions":
+        raise BadClick(f"payload.type {data.get('type')!r} is not block_actions")
+    user = data.get("user")
+    name = user.get("username") or user.get("name") if isinstance(user, dict) else None
+    if not isinstance(name, str) or not name:
+        raise BadClick("payload.user.username is missing")
+    actions = data.get("actions")
+    if not isinstance(actions, list):
+        raise BadClick("payload.actions is missing or not a list")
+    tokens = [a.get("value") for a in actions if isinstance(a, dict) and a.get("action_id") == SLACK_ACK_ACTION_ID]
+    if len(tokens) != 1 or not isinstance(tokens[0], str) or not tokens[0]:
+        raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
+    response_url = data.get("response_url")
+    reply = Reply(response_url=response_url if isinstance(response_url, str) and response_url else None)
+    return Click("slack", name, tokens[0], reply)
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadClick(f"{what} is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadClick(f"{what} is not a JSON object")
+    return data
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,172 @@
+"""`alertq ack-forwarder`: queue `alertq.acks` → the configured target, one ack at a time.
+
+One pika BlockingConnection in the main thread, prefetch 1. Each ack is tried up to
+`ack_target.attempts` times; waits between tries go through `connection.sleep`, which keeps the
+heartbeats flowing (short waits only: acks are urgent, and a core that is down for longer is a case
+for the dead letters and a human). What gives up (or is invalid, or permanent) goes to `alertq.dead`
+with `alertq-dead-reason`, confirmed, and only then is the input acked and the chat told. A dead
+letter the broker refuses → the input is requeued, never dropped. SIGTERM: finish the current ack,
+exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import UTC, datetime
+
+import pika
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
+from pika.exceptions import AMQPError
+from pika.spec import Basic
+from pydantic import ValidationError
+
+from ack_listener.chat_reply import tell_failure
+from ack_listener.targets import make_target
+from ack_listener.targets.base import Permanent, Retryable, Target
+from broker import names, topology
+from broker.connection import backoff_delays, connect, describe_error
+from broker.publisher import ConfirmedPublisher, PublishError
+from schemas.ack import AckMessage, parse_ack
+from schemas.settings import Settings
+from schemas.versioning import UnsupportedSchema
+from workers import dead_letters
+from workers.shutdown import stop_on_signals
+
+log = structlog.get_logger("alertq.ack_forwarder")
+
+MAX_WAIT = 5.0
+
+
+class GaveUp(Exception):
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
+class Forwarder:
+    def __init__(self, settings: Settings, target: Target | None = None) -> None:
+        self.settings = settings
+        self.target = target or make_target(settings.ack_target)
+        self._connection: BlockingConnection | None = None
+        self._publisher: ConfirmedPublisher | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> int:
+        self._stop = stop_on_signals()
+        backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._session()
+                except (AMQPError, AMQPConnectorException, OSError) as exc:
+                    delay = next(backoff)
+                    log.warning("ack_forwarder.broker_unavailable", error=describe_error(exc), retry_in=delay)
+                    self._stop.wait(delay)
+        finally:
+            self.target.close()
+        log.info("ack_forwarder.stopped")
+        return 0
+
+    def _session(self) -> None:
+        connection = self._connection = connect(self.settings.broker, "alertq ack-forwarder")
+        try:
+            publish_channel = connection.channel()
+            topology.declare(publish_channel, self.settings)
+            self._publisher = ConfirmedPublisher(publish_channel)
+            consume = connection.channel()
+            consume.basic_qos(prefetch_count=1)
+            consume.basic_consume(names.ACKS_QUEUE, self._on_message)
+            log.info("ack_forwarder.consuming", queue=names.ACKS_QUEUE, target=self.target.name)
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+            connection.close()
+        finally:
+            if connection.is_open:
+                with contextlib.suppress(AMQPError):
+                    connection.close()
+            self._connection = None
+
+    def _on_message(
+        self, channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        ack: AckMessage | None = None
+        try:
+            ack = _parse(body)
+            self._forward(ack)
+        except GaveUp as gave_up:
+            if not self._dead_letter(method, properties, body, gave_up):
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                return
+            channel.basic_ack(method.delivery_tag)
+            if ack is not None:
+                tell_failure(self.settings, ack, gave_up.error)
+            return
+        except _Stopping:
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(method.delivery_tag)
+        log.info(
+            "ack_forwarder.acknowledged",
+            ack_id=ack.ack_id,
+            target=self.target.name,
+            host_id=ack.host_id,
+            service_id=ack.service_id,
+            author=ack.author,
+        )
+
+    def _forward(self, ack: AckMessage) -> None:
+        target = self.settings.ack_target
+        for attempt in range(1, target.attempts + 1):
+            try:
+                self.target.acknowledge(ack)
+                return
+            except Permanent as exc:
+                raise GaveUp(dead_letters.PERMANENT, str(exc)) from None
+            except Exception as exc:  # a bug in a target must not crash-loop the queue: retry, then dead
+                error = str(exc) if isinstance(exc, Retryable) else f"unexpected {type(exc).__name__}"
+                if not isinstance(exc, Retryable):
+                    log.exception("ack_forwarder.target_failed", ack_id=ack.ack_id)
+                if attempt == target.attempts:
+                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}") from None
+                after = exc.after if isinstance(exc, Retryable) else None
+                wait = min(after if after is not None else target.retry_wait * 2 ** (attempt - 1), MAX_WAIT)
+                log.warning("ack_forwarder.retrying", ack_id=ack.ack_id, attempt=attempt, error=error, retry_in=wait)
+                if self._connection is not None:
+                    self._connection.sleep(wait)
+                if self._stop.is_set():
+                    raise _Stopping from None
+
+    def _dead_letter(
+        self, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes, gave_up: GaveUp
+    ) -> bool:
+        assert self._publisher is not None
+        dead = dead_letters.properties(properties, gave_up.reason, gave_up.error, datetime.now(UTC))
+        try:
+            self._publisher.publish(names.DEAD_EXCHANGE, method.routing_key, body, dead)
+        except PublishError as exc:
+            log.error("ack_forwarder.dead_letter_refused", error=str(exc), message_id=properties.message_id)
+            return False
+        log.error(
+            "ack_forwarder.dead_lettered",
+            message_id=properties.message_id,
+            reason=gave_up.reason,
+            error=gave_up.error,
+        )
+        return True
+
+
+class _Stopping(Exception):
+    """SIGTERM between tries: hand the ack back to the queue for the next forwarder."""
+
+
+def _parse(body: bytes) -> AckMessage:
+    try:
+        return parse_ack(body)
+    except UnsupportedSchema as exc:
+        raise GaveUp(dead_letters.UNSUPPORTED_SCHEMA, str(exc)) from None
+    except ValidationError as exc:
+        raise GaveUp(dead_letters.INVALID, f"not an alertq.ack/1: {exc.error_count()} errors") from None

@@ -1,0 +1,64 @@
+"""`alertq ack-listener`'s process: the publisher thread and the HTTP app, until SIGTERM/Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from types import FrameType
+
+import click
+import structlog
+import uvicorn
+
+from ack_listener.app import create_app
+from ack_listener.publisher import AckPublisher
+from alertq.common import one_line
+from schemas.settings import Settings
+
+log = structlog.get_logger("alertq.ack_listener")
+
+
+def run(settings: Settings) -> None:
+    listener = settings.ack_listener
+    if settings.ack.signing_secret is None:
+        log.warning(
+            "ack_listener.no_signing_secret", effect="every click is answered 503 until ack.signing_secret is set"
+        )
+    sock = _bind(listener.host, listener.port)
+    publisher = AckPublisher(settings)
+    publisher.start()
+    try:
+        asyncio.run(_serve(settings, publisher, sock))
+    finally:
+        publisher.stop()
+
+
+async def _serve(settings: Settings, publisher: AckPublisher, sock: socket.socket) -> None:
+    app = create_app(settings, publisher)
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    host, port = sock.getsockname()[:2]
+    log.info("ack_listener.started", host=host, port=port)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)  # uvicorn re-raises after its graceful stop; exit 0 instead
+    await server.serve(sockets=[sock])
+    log.info("ack_listener.stopped")
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    pass
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(one_line(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

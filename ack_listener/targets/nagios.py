@@ -1,0 +1,76 @@
+"""Nagios 4 / Naemon: one external command line into the core's command file (a FIFO).
+
+`[ts] ACKNOWLEDGE_SVC_PROBLEM;host;service;sticky;notify;persistent;author;comment` (host: without the
+service), or the `_EXPIRE` variant with the end time before the author. `;` would start a new field
+and a newline a new command, so both are replaced in author and comment. One write, below PIPE_BUF,
+so lines of concurrent writers never interleave. No reader on the FIFO (core stopped) → retryable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import time
+
+from ack_listener.targets.base import Permanent, Retryable, Target
+from schemas.ack import AckMessage
+from schemas.ack_listener import AckTargetSettings
+
+PIPE_BUF = 4096
+FIELD_MAX = 1000
+_UNSAFE = re.compile(r"[;\r\n\x00]+")
+
+
+def neutralise(text: str) -> str:
+    """A command field: no `;`, no line breaks, no NUL; clipped."""
+    return _UNSAFE.sub(" ", text).strip()[:FIELD_MAX]
+
+
+def command_line(ack: AckMessage, *, now: float, use_expire: bool = False, expire_after: int = 0) -> str:
+    sticky = "2" if ack.sticky else "0"
+    flags = [sticky, str(int(ack.notify)), str(int(ack.persistent))]
+    if use_expire:
+        flags.append(str(int(now) + expire_after))
+    suffix = "_EXPIRE" if use_expire else ""
+    if ack.service_id is None:
+        command = f"ACKNOWLEDGE_HOST_PROBLEM{suffix}"
+        target = [neutralise(ack.host_id)]
+    else:
+        command = f"ACKNOWLEDGE_SVC_PROBLEM{suffix}"
+        target = [neutralise(ack.host_id), neutralise(ack.service_id)]
+    fields = [command, *target, *flags, neutralise(ack.author), neutralise(ack.comment)]
+    return f"[{int(now)}] " + ";".join(fields) + "\n"
+
+
+class NagiosCommandFile(Target):
+    name = "nagios"
+
+    def __init__(self, settings: AckTargetSettings) -> None:
+        assert settings.command_file is not None  # checked by AckTargetSettings.problem()
+        self.path = settings.command_file
+        self.use_expire = settings.use_expire
+        self.expire_after = settings.expire_after
+
+    def acknowledge(self, ack: AckMessage) -> None:
+        line = command_line(ack, now=time.time(), use_expire=self.use_expire, expire_after=self.expire_after)
+        data = line.encode("utf-8", errors="replace")
+        if len(data) >= PIPE_BUF:
+            raise Permanent(f"command line of {len(data)} bytes does not fit one atomic write")
+        try:
+            # O_NONBLOCK: with no core reading, open fails at once (ENXIO) instead of hanging the forwarder.
+            fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND)
+        except FileNotFoundError:
+            raise Retryable(f"command file {self.path} does not exist (core not running?)") from None
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise Retryable(f"no core reads {self.path}") from None
+            raise Retryable(f"cannot open {self.path}: {exc.strerror}") from None
+        try:
+            written = os.write(fd, data)
+        except OSError as exc:
+            raise Retryable(f"cannot write {self.path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if written != len(data):
+            raise Retryable(f"short write to {self.path}")

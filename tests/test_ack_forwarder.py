@@ -1,0 +1,273 @@
+"""`alertq ack-forwarder` as a real process: `alertq.acks` → the target, or the dead letters and a
+visible failure in the chat."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from ack_listener.targets.nagios import command_line
+from broker import names
+from broker.publisher import ConfirmedPublisher, json_properties
+from schemas.ack import AckMessage, Reply
+from schemas.settings import Settings
+from tests.conftest import run
+from tests.support import amqp
+from tests.support.ack_processes import Running, ack_forwarder
+from tests.support.rabbit import PrivateNode
+
+API_KEY = "oitc-api-key-5f1e2d3c4b5a"
+
+
+def ack_message(service: str | None = "svc-uuid-1", reply: Reply | None = None, **fields: Any) -> AckMessage:
+    return AckMessage(
+        ack_id=str(uuid.uuid4()),
+        received_at=datetime.now(UTC),
+        source="slack" if reply and reply.response_url else "mattermost",
+        chat_user="jdoe",
+        author=fields.pop("author", "jdoe"),
+        comment=fields.pop("comment", "Acknowledged in Mattermost by jdoe via alertq"),
+        kind="host" if service is None else "service",
+        host_id="host-uuid-1",
+        service_id=service,
+        event_id="evt-1",
+        reply=reply or Reply(),
+        **fields,
+    )
+
+
+def publish(url: str, ack: AckMessage) -> None:
+    connection = amqp.connect(url)
+    try:
+        ConfirmedPublisher(connection.channel()).publish(
+            names.ACKS_EXCHANGE, f"ack.{ack.source}", ack.to_json(), json_properties(ack.ack_id)
+        )
+    finally:
+        connection.close()
+
+
+def wait_requests(server: HTTPServer, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(server.log) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.log) >= count, f"{len(server.log)} requests, expected {count}"
+
+
+def wait_for_line(process: Running, fragment: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while fragment not in process.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fragment in process.log_text(), process.log_text()[-2000:]
+
+
+def oitc_target(server: HTTPServer, **more: str) -> dict[str, str]:
+    return {"kind": "openitcockpit", "url": server.url_for("/"), "api_key": API_KEY, **more}
+
+
+def test_openitcockpit_gets_one_service_and_one_host_ack_exactly_as_its_api_wants(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    path = "/nagios_module/cmd/submit_bulk_naemon.json"
+    headers = {"Authorization": f"X-OITC-API {API_KEY}"}
+    service_body = [
+        {
+            "command": "submitServicestateAck",
+            "hostUuid": "host-uuid-1",
+            "serviceUuid": "svc-uuid-1",
+            "author": "jdoe",
+            "comment": "Acknowledged in Mattermost by jdoe via alertq",
+            "sticky": 2,
+            "notify": 1,
+        }
+    ]
+    host_body = [
+        {
+            "command": "submitHoststateAck",
+            "hostUuid": "host-uuid-1",
+            "author": "jdoe",
+            "comment": "on it",
+            "sticky": 0,
+            "notify": 0,
+            "hostAckType": "hostOnly",
+        }
+    ]
+    httpserver.expect_ordered_request(path, method="POST", headers=headers, json=service_body).respond_with_json(
+        {"message": "ok"}
+    )
+    httpserver.expect_ordered_request(path, method="POST", headers=headers, json=host_body).respond_with_json(
+        {"message": "ok"}
+    )
+
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
+        publish(amqp_url, ack_message())
+        publish(amqp_url, ack_message(service=None, comment="on it", sticky=False, notify=False))
+        wait_requests(httpserver, 2)
+        httpserver.check_assertions()  # method, path, header and body exactly, in order
+        assert amqp.wait_depth(amqp_url, names.ACKS_QUEUE, 0) == 0
+        deadline = time.monotonic() + 10
+        while forwarder.log_text().count("ack_forwarder.acknowledged") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert forwarder.log_text().count("ack_forwarder.acknowledged") == 2
+    assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
+    assert API_KEY not in forwarder.log_text()
+
+
+def test_a_target_that_keeps_failing_dead_letters_the_ack_and_says_so_in_slack(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    tries: list[float] = []
+
+    def unavailable(request: Request) -> Response:
+        tries.append(time.monotonic())
+        return Response("busy", status=503)
+
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_handler(unavailable)
+    httpserver.expect_request("/slack/response", method="POST").respond_with_data("ok")
+    ack = ack_message(reply=Reply(response_url=httpserver.url_for("/slack/response")))
+
+    target = oitc_target(httpserver, attempts="3", retry_wait="0.1")
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
+        publish(amqp_url, ack)
+        [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, count=1, timeout=60)
+        wait_for_line(forwarder, "ack_forwarder.chat_told")
+
+    assert len(tries) == 3
+    assert dead.body == ack.to_json()
+    assert dead.routing_key == "ack.slack"
+    assert dead.headers[names.HEADER_DEAD_REASON] == "max-attempts"
+    assert "HTTP 503" in dead.headers[names.HEADER_LAST_ERROR]
+    assert amqp.depth(amqp_url, names.ACKS_QUEUE) == 0
+    [told] = [r for r, _ in httpserver.log if r.path == "/slack/response"]
+    text = told.get_json()["text"]
+    assert "host-uuid-1/svc-uuid-1" in text and "did NOT reach" in text and "@jdoe" in text
+    assert told.get_json()["replace_original"] is False
+
+
+def test_a_refused_ack_is_dead_at_once_and_mattermost_hears_of_it_through_its_webhook(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_data("no", status=403)
+    httpserver.expect_request("/hooks/secretkey", method="POST").respond_with_data("ok")
+    env = {**alertq_env, "ALERTQ_CHANNELS__MATTERMOST__URL": httpserver.url_for("/hooks/secretkey")}
+    ack = ack_message(reply=Reply(channel_name="ops"))
+
+    with ack_forwarder(env, tmp_path / "fwd.log", **oitc_target(httpserver, attempts="5")) as forwarder:
+        publish(amqp_url, ack)
+        [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, count=1, timeout=60)
+        wait_for_line(forwarder, "ack_forwarder.chat_told")
+
+    assert dead.headers[names.HEADER_DEAD_REASON] == "permanent"
+    posts = [r for r, _ in httpserver.log]
+    assert [r.path for r in posts].count("/nagios_module/cmd/submit_bulk_naemon.json") == 1
+    [told] = [r.get_json() for r in posts if r.path == "/hooks/secretkey"]
+    assert told["channel"] == "ops" and "did NOT reach" in told["text"]
+    assert "secretkey" not in forwarder.log_text()
+
+
+def test_a_message_that_is_no_ack_is_dead_lettered_as_invalid(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **oitc_target(httpserver)):
+        connection = amqp.connect(amqp_url)
+        channel = connection.channel()
+        channel.basic_publish(names.ACKS_EXCHANGE, "ack.x", b'{"schema": "alertq.ack/1"}', pika.BasicProperties())
+        channel.basic_publish(names.ACKS_EXCHANGE, "ack.x", b'{"schema": "alertq.ack/2"}', pika.BasicProperties())
+        connection.close()
+        dead = amqp.take(amqp_url, names.DEAD_QUEUE, count=2, timeout=60)
+    assert sorted(d.headers[names.HEADER_DEAD_REASON] for d in dead) == ["invalid", "unsupported-schema"]
+    assert not httpserver.log
+
+
+def test_nagios_command_line_keeps_author_and_comment_inside_their_fields() -> None:
+    ack = ack_message(author="Eve;Mallory", comment="fine\n[1] SHUTDOWN_PROGRAM;x\r")
+    line = command_line(ack, now=1700000000)
+    assert line == (
+        "[1700000000] ACKNOWLEDGE_SVC_PROBLEM;host-uuid-1;svc-uuid-1;2;1;1;Eve Mallory;fine [1] SHUTDOWN_PROGRAM x\n"
+    )
+    host = command_line(ack_message(service=None, sticky=False), now=1700000000, use_expire=True, expire_after=60)
+    expected = "ACKNOWLEDGE_HOST_PROBLEM_EXPIRE;host-uuid-1;0;1;1;1700000060;jdoe;"
+    assert host == f"[1700000000] {expected}Acknowledged in Mattermost by jdoe via alertq\n"
+
+
+def test_icinga2_gets_the_acknowledge_problem_action_with_filter_vars_and_basic_auth(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    auth = "Basic " + base64.b64encode(b"alertq:icinga-pass-77").decode()
+    expected = {
+        "type": "Service",
+        "filter": "host.name==h && service.name==s",
+        "filter_vars": {"h": "host-uuid-1", "s": "svc-uuid-1"},
+        "author": "jdoe",
+        "comment": "Acknowledged in Mattermost by jdoe via alertq",
+        "sticky": True,
+        "notify": True,
+        "persistent": True,
+    }
+    httpserver.expect_oneshot_request(
+        "/v1/actions/acknowledge-problem",
+        method="POST",
+        headers={"Authorization": auth, "Accept": "application/json"},
+        json=expected,
+    ).respond_with_json({"results": [{"code": 200.0, "status": "Successfully acknowledged problem"}]})
+    target = {"kind": "icinga2", "url": httpserver.url_for("/"), "username": "alertq", "password": "icinga-pass-77"}
+
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
+        publish(amqp_url, ack_message())
+        wait_for_line(forwarder, "ack_forwarder.acknowledged")
+    httpserver.check_assertions()
+    assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
+    assert "icinga-pass-77" not in forwarder.log_text()
+
+
+def test_alertq_up_runs_the_ack_parts_only_once_they_can_work() -> None:
+    from alertq.stack import processes
+
+    def names_of(settings: Settings) -> set[str]:
+        return {p.name for p in processes(settings)} & {"ack-listener", "ack-forwarder"}
+
+    assert names_of(Settings()) == set()
+    assert names_of(Settings.model_validate({"ack": {"signing_secret": "s"}})) == {"ack-listener"}
+    configured = {"ack": {"signing_secret": "s"}, "ack_target": {"command_file": "/var/lib/nagios4/rw/nagios.cmd"}}
+    assert names_of(Settings.model_validate(configured)) == {"ack-listener", "ack-forwarder"}
+    oitc_without_key = {"ack_target": {"kind": "openitcockpit", "url": "https://oitc.example.org"}}
+    assert names_of(Settings.model_validate(oitc_without_key)) == set()
+
+
+@pytest.mark.slow
+@pytest.mark.privatebroker
+def test_the_forwarder_carries_on_after_a_broker_restart(
+    private_node: PrivateNode, alertq_env: dict[str, str], httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_json({"message": "ok"})
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url, "ALERTQ_BROKER__RECONNECT_MAX_DELAY": "1"}
+    with ack_forwarder(env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
+        publish(private_node.url, ack_message())
+        wait_requests(httpserver, 1)
+        private_node.stop()
+        time.sleep(1)
+        assert forwarder.process.poll() is None, "the forwarder keeps running while the broker is away"
+        private_node.start()
+        publish(private_node.url, ack_message(service=None))
+        wait_requests(httpserver, 2, timeout=60)
+    bodies = [r.get_json()[0]["command"] for r, _ in httpserver.log]
+    assert bodies == ["submitServicestateAck", "submitHoststateAck"]
+
+
+def test_the_forwarder_without_a_target_refuses_to_start_with_one_line(alertq_env: dict[str, str]) -> None:
+    result = run(["alertq", "ack-forwarder"], alertq_env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: ack_target.command_file is not set (the core's nagios.cmd)"
+    secretless = {**alertq_env, "ALERTQ_ACK_TARGET__KIND": "openitcockpit", "ALERTQ_ACK_TARGET__API_KEY": API_KEY}
+    result = run(["alertq", "ack-forwarder"], secretless)
+    assert result.returncode == 1
+    assert "ack_target.url and ack_target.api_key are needed" in result.stderr
+    assert API_KEY not in result.stderr + result.stdout
