@@ -7,13 +7,12 @@ import signal
 import socket
 from types import FrameType
 
-import click
 import structlog
 import uvicorn
 
 from ack_listener.app import create_app
 from ack_listener.publisher import AckPublisher
-from alertq.common import one_line
+from alertq import listening
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.ack_listener")
@@ -25,7 +24,7 @@ def run(settings: Settings) -> None:
         log.warning(
             "ack_listener.no_signing_secret", effect="every click is answered 503 until ack.signing_secret is set"
         )
-    sock = _bind(listener.host, listener.port)
+    sock = listening.bind(listener.host, listener.port, "the ack listener")
     publisher = AckPublisher(settings)
     publisher.start()
     try:
@@ -48,17 +47,3 @@ async def _serve(settings: Settings, publisher: AckPublisher, sock: socket.socke
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
     pass
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(one_line(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock

@@ -11,6 +11,7 @@ import click
 import structlog
 import uvicorn
 
+from alertq import listening
 from alertq.common import one_line
 from alertq.sink import smtp
 from alertq.sink.app import create_app
@@ -22,7 +23,7 @@ log = structlog.get_logger("alertq.sink")
 
 def run(settings: SinkSettings) -> None:
     # Both ports are bound before serving, so a port in use is one clear line, not a traceback from uvicorn.
-    http_socket = _bind(settings.host, settings.http_port, "HTTP")
+    http_socket = listening.bind(settings.host, settings.http_port, "HTTP")
     asyncio.run(_serve(settings, http_socket))
 
 
@@ -59,19 +60,3 @@ async def _serve(settings: SinkSettings, http_socket: socket.socket) -> None:
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
     pass
-
-
-def _bind(host: str, port: int, what: str) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on such sockets, and without it every
-    # keep-alive answer waits 40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(one_line(f"cannot listen for {what} on {host}:{port}: {exc.strerror}")) from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
