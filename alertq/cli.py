@@ -12,6 +12,7 @@ from alertq.commands.dlq import dlq
 from alertq.commands.relay import relay
 from alertq.commands.sink import sink
 from alertq.commands.status import status
+from alertq.commands.test import test
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 from alertq.commands.worker import worker
@@ -37,7 +38,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, worker, up, sink, status, dlq, topology, config):
+for command in (relay, worker, up, sink, status, dlq, test, topology, config):
     main.add_command(command)
 
 

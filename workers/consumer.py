@@ -97,6 +97,7 @@ class Consumer:
         self._connection: BlockingConnection | None = None
         self._consume: BlockingChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
+        self._receipts: BlockingChannel | None = None
         self._unsettled: dict[int, Delivery] = {}
         self._delays: set[int] = set()
 
@@ -133,6 +134,7 @@ class Consumer:
             topology.declare(publish_channel, self.settings, delays=self.start_delays)
             self._delays = set(self.start_delays)
             self._publisher = ConfirmedPublisher(publish_channel)
+            self._receipts = connection.channel()  # no confirms: a receipt never waits on the broker
             self._consume = consume = connection.channel()
             consume.basic_qos(prefetch_count=self.settings.worker.prefetch)
             consumer_tag = consume.basic_consume(self.queue, self._on_message)
@@ -168,6 +170,7 @@ class Consumer:
         self._connection = None
         self._consume = None
         self._publisher = None
+        self._receipts = None
 
     # ---- deliveries ----------------------------------------------------------------------------------
 
@@ -229,3 +232,13 @@ class Consumer:
             self._delays.add(publication.delay)
             log.info("worker.delay_queue_declared", queue=queue.name)
         self._publisher.publish(publication.exchange, publication.routing_key, delivery.body, publication.properties)
+
+    def send_receipt(self, queue: str, body: bytes) -> None:
+        """On the connection's thread: best effort, unconfirmed, to `queue` via the default exchange."""
+        channel = self._receipts
+        if channel is None or not channel.is_open:
+            return
+        try:
+            channel.basic_publish("", queue, body, pika.BasicProperties(content_type="application/json"))
+        except AMQPError as exc:
+            log.info("worker.receipt_not_sent", queue=queue, error=describe_error(exc))
