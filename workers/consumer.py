@@ -15,8 +15,8 @@ drops, nothing is acked: the broker redelivers every unsettled message (at-least
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +100,10 @@ class Consumer:
         self._receipts: BlockingChannel | None = None
         self._unsettled: dict[int, Delivery] = {}
         self._delays: set[int] = set()
+        # Outcomes from lane threads wait here; one callback on the connection thread settles all that
+        # piled up (one wake-up per batch, not per message). The consume loop drains it too, as a net.
+        self._outcomes: collections.deque[tuple[Delivery, Settlement]] = collections.deque()
+        self._outcomes_lock = threading.Lock()
 
     @property
     def in_flight(self) -> int:
@@ -142,6 +146,7 @@ class Consumer:
             log.info("worker.consuming", queue=self.queue, prefetch=self.settings.worker.prefetch)
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.25)
+                self._settle_pending()
             self._drain(consumer_tag)
             connection.close()
         finally:
@@ -162,6 +167,7 @@ class Consumer:
         log.info("worker.draining", in_flight=len(self._unsettled))
         while self._unsettled and time.monotonic() < deadline:
             self._connection.process_data_events(time_limit=0.1)
+            self._settle_pending()
         if self._unsettled:
             log.warning("worker.drain_timeout", left_to_broker=len(self._unsettled))
 
@@ -195,10 +201,23 @@ class Consumer:
         if connection is None or delivery.generation != self.generation:
             log.info("worker.outcome_dropped", **delivery.log_fields(), reason="connection lost; redelivered")
             return
+        with self._outcomes_lock:
+            self._outcomes.append((delivery, settlement))
+            first = len(self._outcomes) == 1
+        if not first:
+            return  # a callback to settle the batch is already on its way
         try:
-            connection.add_callback_threadsafe(functools.partial(self.settle, delivery, settlement))
+            connection.add_callback_threadsafe(self._settle_pending)
         except Exception as exc:  # the connection closed meanwhile: the broker redelivers
             log.info("worker.outcome_dropped", **delivery.log_fields(), reason=describe_error(exc))
+
+    def _settle_pending(self) -> None:
+        """On the connection's thread: settle every outcome the lane threads have handed over."""
+        with self._outcomes_lock:
+            batch = list(self._outcomes)
+            self._outcomes.clear()
+        for delivery, settlement in batch:
+            self.settle(delivery, settlement)
 
     def settle(self, delivery: Delivery, settlement: Settlement) -> None:
         """On the connection's thread: publish (confirmed) if needed, then ack; requeue on refusal."""
