@@ -14,6 +14,7 @@ from alertq.commands.dlq import dlq
 from alertq.commands.relay import relay
 from alertq.commands.sink import sink
 from alertq.commands.status import status
+from alertq.commands.test import test
 from alertq.commands.topology import topology
 from alertq.commands.up import up
 from alertq.commands.worker import worker
@@ -39,7 +40,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, worker, up, sink, status, dlq, topology, config, ack_listener, ack_forwarder):
+for command in (relay, worker, up, sink, ack_listener, ack_forwarder, status, dlq, test, topology, config):
     main.add_command(command)
 
 

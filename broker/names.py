@@ -24,6 +24,9 @@ HEADER_DEAD_AT = "alertq-dead-at"
 HEADER_REPLAYED_AT = "alertq-replayed-at"
 HEADER_REPLAY_COUNT = "alertq-replay-count"
 HEADER_DELAY = "alertq-delay"
+# Set by `alertq test`: the queue the worker sends its receipt to (workers/receipts.py).
+HEADER_REPORT_TO = "alertq-report-to"
+RECEIPT_QUEUE_PREFIX = "alertq.receipts."
 
 
 def notify_key(channel: str) -> str:

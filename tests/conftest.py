@@ -55,7 +55,8 @@ def shared_broker() -> Iterator[SharedBroker]:
             yield SharedBroker(f"amqp://guest:guest@{host}:{port}/", ctl)
         return
     url = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    local = ("127.0.0.1" in url or "localhost" in url) and shutil.which("rabbitmqctl") and os.geteuid() == 0
+    # rabbitmqctl administers the machine's own node only: not a broker named by RABBITMQ_URL.
+    local = "RABBITMQ_URL" not in os.environ and shutil.which("rabbitmqctl") is not None and os.geteuid() == 0
     broker = SharedBroker(url, ["rabbitmqctl"] if local else None, api=management_api(url))
     yield broker
 

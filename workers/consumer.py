@@ -15,8 +15,8 @@ drops, nothing is acked: the broker redelivers every unsettled message (at-least
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import functools
 import threading
 import time
 from collections.abc import Callable
@@ -97,8 +97,13 @@ class Consumer:
         self._connection: BlockingConnection | None = None
         self._consume: BlockingChannel | None = None
         self._publisher: ConfirmedPublisher | None = None
+        self._receipts: BlockingChannel | None = None
         self._unsettled: dict[int, Delivery] = {}
         self._delays: set[int] = set()
+        # Outcomes from lane threads wait here; one callback on the connection thread settles all that
+        # piled up (one wake-up per batch, not per message). The consume loop drains it too, as a net.
+        self._outcomes: collections.deque[tuple[Delivery, Settlement]] = collections.deque()
+        self._outcomes_lock = threading.Lock()
 
     @property
     def in_flight(self) -> int:
@@ -133,6 +138,7 @@ class Consumer:
             topology.declare(publish_channel, self.settings, delays=self.start_delays)
             self._delays = set(self.start_delays)
             self._publisher = ConfirmedPublisher(publish_channel)
+            self._receipts = connection.channel()  # no confirms: a receipt never waits on the broker
             self._consume = consume = connection.channel()
             consume.basic_qos(prefetch_count=self.settings.worker.prefetch)
             consumer_tag = consume.basic_consume(self.queue, self._on_message)
@@ -140,6 +146,7 @@ class Consumer:
             log.info("worker.consuming", queue=self.queue, prefetch=self.settings.worker.prefetch)
             while not stop.is_set():
                 connection.process_data_events(time_limit=0.25)
+                self._settle_pending()
             self._drain(consumer_tag)
             connection.close()
         finally:
@@ -160,6 +167,7 @@ class Consumer:
         log.info("worker.draining", in_flight=len(self._unsettled))
         while self._unsettled and time.monotonic() < deadline:
             self._connection.process_data_events(time_limit=0.1)
+            self._settle_pending()
         if self._unsettled:
             log.warning("worker.drain_timeout", left_to_broker=len(self._unsettled))
 
@@ -168,6 +176,7 @@ class Consumer:
         self._connection = None
         self._consume = None
         self._publisher = None
+        self._receipts = None
 
     # ---- deliveries ----------------------------------------------------------------------------------
 
@@ -192,10 +201,23 @@ class Consumer:
         if connection is None or delivery.generation != self.generation:
             log.info("worker.outcome_dropped", **delivery.log_fields(), reason="connection lost; redelivered")
             return
+        with self._outcomes_lock:
+            self._outcomes.append((delivery, settlement))
+            first = len(self._outcomes) == 1
+        if not first:
+            return  # a callback to settle the batch is already on its way
         try:
-            connection.add_callback_threadsafe(functools.partial(self.settle, delivery, settlement))
+            connection.add_callback_threadsafe(self._settle_pending)
         except Exception as exc:  # the connection closed meanwhile: the broker redelivers
             log.info("worker.outcome_dropped", **delivery.log_fields(), reason=describe_error(exc))
+
+    def _settle_pending(self) -> None:
+        """On the connection's thread: settle every outcome the lane threads have handed over."""
+        with self._outcomes_lock:
+            batch = list(self._outcomes)
+            self._outcomes.clear()
+        for delivery, settlement in batch:
+            self.settle(delivery, settlement)
 
     def settle(self, delivery: Delivery, settlement: Settlement) -> None:
         """On the connection's thread: publish (confirmed) if needed, then ack; requeue on refusal."""
@@ -229,3 +251,13 @@ class Consumer:
             self._delays.add(publication.delay)
             log.info("worker.delay_queue_declared", queue=queue.name)
         self._publisher.publish(publication.exchange, publication.routing_key, delivery.body, publication.properties)
+
+    def send_receipt(self, queue: str, body: bytes) -> None:
+        """On the connection's thread: best effort, unconfirmed, to `queue` via the default exchange."""
+        channel = self._receipts
+        if channel is None or not channel.is_open:
+            return
+        try:
+            channel.basic_publish("", queue, body, pika.BasicProperties(content_type="application/json"))
+        except AMQPError as exc:
+            log.info("worker.receipt_not_sent", queue=queue, error=describe_error(exc))

@@ -19,6 +19,7 @@ Top-down:
      → `expired`;
    - `Permanent` → dead letter `permanent` at once (dead_letters.py);
    every publish is confirmed before the input is acked; a refused publish requeues the input;
+   a message from `alertq test` (header `alertq-report-to`) gets a receipt of its outcome (receipts.py);
 4. SIGTERM/SIGINT (shutdown.py): stop consuming, requeue what has not started, finish what has
    (up to `worker.shutdown_grace`), exit 0. SIGKILL loses nothing: unacked messages are redelivered.
 
@@ -40,11 +41,12 @@ from broker import names
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
-from workers import age_limit, dead_letters, metrics, retries
+from workers import age_limit, dead_letters, metrics, receipts, retries
 from workers.channels.base import Notifier, Permanent, Retryable, load_notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
+from workers.receipts import Receipt
 from workers.shutdown import stop_on_signals
 
 log = structlog.get_logger("alertq.worker")
@@ -155,10 +157,10 @@ class Worker:
         first_at = retries.first_attempt_at(headers, now)
         bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
         if age_limit.expired(event, headers, max_age, now):
-            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
+            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
         waited = self.rate_limits.bucket(target).take()
         if waited and age_limit.expired(event, headers, max_age, datetime.now(UTC)):
-            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping)
+            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
         bound.debug("delivery.attempt", redelivered=delivery.redelivered, rate_limited_for=round(waited, 3))
         started = time.monotonic()
         try:
@@ -168,9 +170,9 @@ class Worker:
                 self.settings.worker.connect_retry_wait,
             )
         except Permanent as exc:
-            return self._dead(bound, delivery, dead_letters.PERMANENT, exc.reason, bookkeeping)
+            return self._dead(bound, delivery, dead_letters.PERMANENT, exc.reason, bookkeeping, target)
         except Retryable as exc:
-            return self._retry(bound, delivery, event, attempt, exc, bookkeeping)
+            return self._retry(bound, delivery, event, attempt, exc, bookkeeping, target)
         finally:
             metrics.DELIVERY_SECONDS.labels(self.channel).observe(time.monotonic() - started)
         took = time.monotonic() - started
@@ -179,6 +181,7 @@ class Worker:
             if acked:
                 metrics.DELIVERIES.labels(self.channel, metrics.DELIVERED).inc()
                 bound.info("delivery.delivered", seconds=round(took, 3))
+                self._receipt(delivery, "delivered", attempt, target=target, seconds=round(took, 3))
 
         return Settlement(on_settled=settled)
 
@@ -190,15 +193,16 @@ class Worker:
         attempt: int,
         error: Retryable,
         bookkeeping: dict[str, Any],
+        target: str,
     ) -> Settlement:
         retry = self.settings.retry
         if attempt >= retry.max_attempts:
-            return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping)
+            return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping, target)
         delay = retries.delay_for(attempt, retry.delays, error.after)
         headers = dict(delivery.properties.headers or {})
         if age_limit.remaining(event, headers, retry.max_age, datetime.now(UTC)) < delay:
             reason = f"{error.reason} (the next try in {delay}s would be past retry.max_age)"
-            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping)
+            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target)
         headers = retries.without_broker_headers(headers)
         headers.update(bookkeeping)
         headers[names.HEADER_ATTEMPT] = attempt + 1
@@ -212,12 +216,21 @@ class Worker:
                 metrics.DELIVERIES.labels(self.channel, metrics.RETRIED).inc()
                 metrics.RETRIES.labels(self.channel).inc()
                 bound.warning("delivery.retry_scheduled", error=error.reason, retry_in=delay, retry_after=error.after)
+                self._receipt(delivery, "retrying", attempt, target=target, error=error.reason, retry_in=delay)
 
         return Settlement(publication, on_settled=settled)
 
     # ---- either thread --------------------------------------------------------------------------------
 
-    def _dead(self, bound: Any, delivery: Delivery, reason: str, error: str, bookkeeping: dict[str, Any]) -> Settlement:
+    def _dead(
+        self,
+        bound: Any,
+        delivery: Delivery,
+        reason: str,
+        error: str,
+        bookkeeping: dict[str, Any],
+        target: str | None = None,
+    ) -> Settlement:
         properties = dead_letters.properties(delivery.properties, reason, error, datetime.now(UTC), bookkeeping)
         publication = Publication(names.DEAD_EXCHANGE, names.notify_key(self.channel), properties)
 
@@ -226,8 +239,19 @@ class Worker:
                 metrics.DELIVERIES.labels(self.channel, metrics.DEAD).inc()
                 metrics.DEAD_LETTERS.labels(self.channel, reason).inc()
                 bound.error("delivery.dead_lettered", reason=reason, error=error)
+                attempt = retries.attempt_of(delivery.properties.headers or {})
+                self._receipt(delivery, "dead", attempt, target=target, error=error, dead_reason=reason)
 
         return Settlement(publication, on_settled=settled)
+
+    def _receipt(self, delivery: Delivery, outcome: receipts.Outcome, attempt: int, **details: Any) -> None:
+        """On the connection thread, after the outcome is settled: tell `alertq test`, if it asked."""
+        queue = receipts.report_to(delivery.properties.headers)
+        if queue is None:
+            return
+        event_id = delivery.properties.message_id or ""
+        receipt = Receipt(event_id=event_id, channel=self.channel, outcome=outcome, attempt=attempt, **details)
+        self.consumer.send_receipt(queue, receipt.encode())
 
 
 def _with_headers(original: Any, headers: dict[str, Any]) -> Any:

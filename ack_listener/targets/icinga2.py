@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import urllib3
+
 from ack_listener.targets.base import Target, http_settings
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
@@ -32,12 +34,14 @@ class Icinga2(Target):
     def __init__(self, settings: AckTargetSettings) -> None:
         assert settings.url and settings.username and settings.password  # AckTargetSettings.problem()
         self.url = settings.url.rstrip("/") + PATH
-        self.http = HttpClient(http_settings(settings))
-        self.http.session.auth = (settings.username, settings.password.get_secret_value())
-        self.http.session.headers["Accept"] = "application/json"
+        credentials = f"{settings.username}:{settings.password.get_secret_value()}"
+        self.http = HttpClient(
+            http_settings(settings),
+            headers={**urllib3.make_headers(basic_auth=credentials), "Accept": "application/json"},
+        )
 
     def acknowledge(self, ack: AckMessage) -> None:
-        classify(self.http.post(self.url, json=body(ack)))
+        classify(self.http.post_json(self.url, body(ack)))
 
     def close(self) -> None:
         self.http.close()

@@ -31,12 +31,16 @@ class OpenItcockpit(Target):
         assert settings.url is not None and settings.api_key is not None  # AckTargetSettings.problem()
         self.url = settings.url.rstrip("/") + PATH
         self.host_ack_type = settings.host_ack_type
-        self.http = HttpClient(http_settings(settings))
-        self.http.session.headers["Authorization"] = f"X-OITC-API {settings.api_key.get_secret_value()}"
-        self.http.session.headers["Accept"] = "application/json"
+        self.http = HttpClient(
+            http_settings(settings),
+            headers={
+                "Authorization": f"X-OITC-API {settings.api_key.get_secret_value()}",
+                "Accept": "application/json",
+            },
+        )
 
     def acknowledge(self, ack: AckMessage) -> None:
-        classify(self.http.post(self.url, json=[command(ack, self.host_ack_type)]))
+        classify(self.http.post_json(self.url, [command(ack, self.host_ack_type)]))
 
     def close(self) -> None:
         self.http.close()

@@ -120,11 +120,12 @@ class SharedBroker:
 
 
 def management_api(url: str) -> str | None:
-    """The management API next to an AMQP URL, if it answers."""
+    """The management API of the broker at `url`, if it answers: $RABBITMQ_MANAGEMENT_URL, else port
+    15672 on the same host."""
     import requests
 
     parts = urlsplit(url)
-    api = f"http://{parts.hostname}:15672/api"
+    api = os.environ.get("RABBITMQ_MANAGEMENT_URL") or f"http://{parts.hostname}:15672/api"
     try:
         response = requests.get(
             api + "/overview", timeout=5, auth=(parts.username or "guest", parts.password or "guest")

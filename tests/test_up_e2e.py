@@ -1,0 +1,138 @@
+"""`alertq up` end to end: the whole stack as real processes, a notification from `alertq-enqueue` on all four
+channels, and what each rendered notification looks like in the preview sink (its JSON API)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.rabbit import free_port
+
+OUTPUT = "DISK CRITICAL - free space: / 120 MB (1%)"
+CHANNELS = ("mattermost", "slack", "email", "webhook")
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Every process whose parent is `pid`, with its command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def alive(pid: int, cmdline: str) -> bool:
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return state != "Z" and now == cmdline  # a reused pid is somebody else
+
+
+def wait_messages(api: str, up: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    messages: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        assert up.poll() is None, f"alertq up exited {up.returncode}:\n{log.read_text()[-3000:]}"
+        try:
+            messages = requests.get(f"{api}/api/messages", timeout=5).json()
+        except requests.ConnectionError:
+            messages = []
+        if {m["channel"] for m in messages} >= set(CHANNELS):
+            return messages
+        time.sleep(0.2)
+    raise AssertionError(f"sink holds {[m['channel'] for m in messages]} after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    http_port, smtp_port = free_port(), free_port()
+    env = {
+        **alertq_env,
+        "ALERTQ_SINK__HTTP_PORT": str(http_port),
+        "ALERTQ_SINK__SMTP_PORT": str(smtp_port),
+        "ALERTQ_LOG__LEVEL": "info",
+    }
+    api = f"http://127.0.0.1:{http_port}"
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        channels = [arg for name in CHANNELS for arg in ("--channel", name)]
+        enqueued = subprocess.run(
+            [
+                "alertq-enqueue",
+                *channels,
+                "--type",
+                "Service",
+                "--notificationtype",
+                "PROBLEM",
+                "--hostname",
+                "web01",
+                "--hostaddress",
+                "10.0.0.1",
+                "--servicedesc",
+                "disk",
+                "--servicestate",
+                "CRITICAL",
+                "--output",
+                OUTPUT,
+                "--contact-email",
+                "oncall@example.org",
+            ],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert enqueued.returncode == 0, enqueued.stderr
+
+        messages = {m["channel"]: m for m in wait_messages(api, up, log)}
+        children = children_of(up.pid)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(90)
+
+    assert sorted(messages) == sorted(CHANNELS)
+    mattermost = messages["mattermost"]["payload"]["attachments"][0]
+    assert mattermost["color"] == "#d9534f"  # service CRITICAL, as openITCOCKPIT colours it
+    assert "**PROBLEM**" in mattermost["text"] and "web01 / disk is **CRITICAL**" in mattermost["text"]
+    assert OUTPUT in mattermost["text"]
+
+    slack = messages["slack"]
+    assert "web01" in slack["rendered"]["title"] and "CRITICAL" in slack["rendered"]["title"]
+    assert OUTPUT in slack["rendered"]["text"] or OUTPUT in str(slack["payload"]["blocks"]), slack
+
+    mail = messages["email"]["payload"]
+    assert "PROBLEM" in mail["subject"] and "web01/disk" in mail["subject"] and "CRITICAL" in mail["subject"]
+    assert mail["to"] == ["oncall@example.org"]
+    assert OUTPUT in mail["text"]
+
+    webhook = messages["webhook"]["payload"]
+    assert (webhook["notification_type"], webhook["host"]["name"], webhook["state"]) == ("PROBLEM", "web01", 2)
+    assert webhook["service"]["name"] == "disk" and webhook["output"] == OUTPUT
+    assert messages["webhook"]["rendered"]["colour"] == "#d9534f"
+
+    assert code == 0, log.read_text()[-3000:]
+    # Children run as `python -m alertq <part> …`.
+    parts = {" ".join(cmd.split()[3:5]) if " worker " in cmd else cmd.split()[3] for cmd in children.values()}
+    assert parts == {"relay", "sink", *(f"worker {c}" for c in CHANNELS)}, children
+    left = {pid: cmd for pid, cmd in children.items() if alive(pid, cmd)}
+    assert left == {}
