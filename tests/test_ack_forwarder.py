@@ -252,6 +252,7 @@ def test_the_forwarder_carries_on_after_a_broker_restart(
     with ack_forwarder(env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
         publish(private_node.url, ack_message())
         wait_requests(httpserver, 1)
+        wait_for_line(forwarder, "ack_forwarder.acknowledged")
         private_node.stop()
         time.sleep(1)
         assert forwarder.process.poll() is None, "the forwarder keeps running while the broker is away"
@@ -259,7 +260,10 @@ def test_the_forwarder_carries_on_after_a_broker_restart(
         publish(private_node.url, ack_message(service=None))
         wait_requests(httpserver, 2, timeout=60)
     bodies = [r.get_json()[0]["command"] for r, _ in httpserver.log]
-    assert bodies == ["submitServicestateAck", "submitHoststateAck"]
+    # At-least-once: a broker stopping right after the forward may not have taken the forwarder's ack
+    # yet, and redelivers; the core then records the same acknowledgement twice, which is harmless.
+    assert set(bodies) == {"submitServicestateAck", "submitHoststateAck"}
+    assert bodies[-1] == "submitHoststateAck" and bodies.count("submitServicestateAck") <= 2
 
 
 def test_the_forwarder_without_a_target_refuses_to_start_with_one_line(alertq_env: dict[str, str]) -> None:
