@@ -36,8 +36,16 @@ class HttpClient:
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
         """POST and return the answer; connection errors and timeouts become `Retryable`."""
+        return self.request("POST", url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        """GET and return the answer; errors as for `post`."""
+        return self.request("GET", url, **kwargs)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            return self.session.post(
+            return self.session.request(
+                method,
                 url,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 verify=self.verify,
