@@ -1,18 +1,23 @@
 """`alertq ack-forwarder`: queue `alertq.acks` → the configured target, one ack at a time.
 
-One pika BlockingConnection in the main thread, prefetch 1. Each ack is tried up to
-`ack_target.attempts` times; waits between tries go through `connection.sleep`, which keeps the
-heartbeats flowing (short waits only: acks are urgent, and a core that is down for longer is a case
-for the dead letters and a human). What gives up (or is invalid, or permanent) goes to `alertq.dead`
-with `alertq-dead-reason`, confirmed, and only then is the input acked and the chat told. A dead
-letter the broker refuses → the input is requeued, never dropped. SIGTERM: finish the current ack,
-exit 0.
+One pika BlockingConnection in the main thread, prefetch 1. A target that fails retryably is tried
+again with doubling waits (`retry_wait`, capped at `max_retry_wait`, or the target's Retry-After)
+until `ack_target.give_up_after` seconds have passed since the first try (or `attempts` tries, if
+set). The waits are held here, in `connection.sleep` slices that keep the heartbeats flowing and
+notice SIGTERM, not in the broker's delay queues: there is one target, so while it is down every
+ack behind this one would fail too and waiting in line costs nothing, the order of acks is kept,
+and a 10-minute budget stays well below RabbitMQ's 30-minute consumer timeout (`give_up_after` is
+capped at 25 minutes). What gives up (or is invalid, or permanent) goes to `alertq.dead` with
+`alertq-dead-reason`, confirmed, and only then is the input acked and the chat told. A dead letter
+the broker refuses → the input is requeued, never dropped. SIGTERM: the current ack goes back to
+the queue (between tries) or is finished (during a try), exit 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from datetime import UTC, datetime
 
 import pika
@@ -37,7 +42,7 @@ from workers.shutdown import stop_on_signals
 
 log = structlog.get_logger("alertq.ack_forwarder")
 
-MAX_WAIT = 5.0
+SLEEP_SLICE = 1.0  # longest stretch between two looks at SIGTERM while waiting to retry
 
 
 class GaveUp(Exception):
@@ -120,7 +125,10 @@ class Forwarder:
 
     def _forward(self, ack: AckMessage) -> None:
         target = self.settings.ack_target
-        for attempt in range(1, target.attempts + 1):
+        give_up_at = time.monotonic() + target.give_up_after
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self.target.acknowledge(ack)
                 return
@@ -130,15 +138,26 @@ class Forwarder:
                 error = str(exc) if isinstance(exc, Retryable) else f"unexpected {type(exc).__name__}"
                 if not isinstance(exc, Retryable):
                     log.exception("ack_forwarder.target_failed", ack_id=ack.ack_id)
-                if attempt == target.attempts:
-                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}") from None
                 after = exc.after if isinstance(exc, Retryable) else None
-                wait = min(after if after is not None else target.retry_wait * 2 ** (attempt - 1), MAX_WAIT)
+                left = give_up_at - time.monotonic()
+                if left <= 0 or (target.attempts is not None and attempt >= target.attempts):
+                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}") from None
+                backoff = target.retry_wait * 2 ** min(attempt - 1, 20)
+                # the last try lands on the deadline rather than giving up early
+                wait = min(after if after is not None else backoff, target.max_retry_wait, left)
                 log.warning("ack_forwarder.retrying", ack_id=ack.ack_id, attempt=attempt, error=error, retry_in=wait)
-                if self._connection is not None:
-                    self._connection.sleep(wait)
-                if self._stop.is_set():
-                    raise _Stopping from None
+                self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait between tries with the heartbeats flowing; SIGTERM hands the ack back to the queue."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0 and not self._stop.is_set():
+            if self._connection is None:
+                self._stop.wait(min(left, SLEEP_SLICE))
+            else:
+                self._connection.sleep(min(left, SLEEP_SLICE))
+        if self._stop.is_set():
+            raise _Stopping from None
 
     def _dead_letter(
         self, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes, gave_up: GaveUp

@@ -50,6 +50,12 @@ class AckTargetSettings(_Section):
     command_file: Path | None = Field(None, description="nagios: the external command FIFO (nagios.cmd).")
     use_expire: bool = Field(False, description="nagios: send ACKNOWLEDGE_*_PROBLEM_EXPIRE (Naemon, Nagios 4.4+).")
     expire_after: int = Field(86_400, gt=0, description="nagios: seconds until an _EXPIRE ack lapses.")
+    status_file: Path | None = Field(
+        None, description="nagios: the core's status.dat, read to tell whether a problem is still unacknowledged."
+    )
+    status_max_age: float = Field(
+        300.0, gt=0, description="nagios: seconds after which an unchanged status.dat counts as unknown."
+    )
     # openITCOCKPIT / Icinga 2
     url: str | None = Field(None, description="openitcockpit: https://oitc.example.org; icinga2: https://host:5665.")
     api_key: SecretStr | None = Field(None, description="openitcockpit: API key (Authorization: X-OITC-API).")
@@ -59,9 +65,17 @@ class AckTargetSettings(_Section):
     ca_bundle: Path | None = Field(None, description="CA bundle for a self-signed server.")
     verify_tls: bool = True
     timeout: float = Field(5.0, gt=0, description="Seconds per request or write.")
-    # retries (in the forwarder, between the connection's own heartbeats)
-    attempts: int = Field(5, ge=1, le=20, description="Tries before the ack is dead-lettered.")
-    retry_wait: float = Field(0.5, ge=0, description="Seconds before the second try; doubles, capped at 5.")
+    # retries (in the forwarder, between the connection's own heartbeats; see ack_listener/forwarder.py)
+    give_up_after: float = Field(
+        600.0,
+        gt=0,
+        le=1500,
+        description="Seconds of retrying a target that fails before the ack is dead-lettered (below RabbitMQ's"
+        " 30-minute consumer timeout).",
+    )
+    attempts: int | None = Field(None, ge=1, description="Also give up after this many tries; unset: time only.")
+    retry_wait: float = Field(0.5, ge=0, description="Seconds before the second try; doubles up to max_retry_wait.")
+    max_retry_wait: float = Field(30.0, gt=0, description="Longest wait between two tries, in seconds.")
 
     def problem(self) -> str | None:
         """Why this target cannot work as configured, or None."""

@@ -23,6 +23,7 @@ import pytest
 from broker import topology
 from broker.connection import connect as broker_connect
 from schemas.settings import Settings
+from tests.support.icinga import ICINGA2_BINARY, Icinga2Core
 from tests.support.nagios import NAGIOS_BINARY, SEARCH_PATH, NagiosCore
 from tests.support.rabbit import PrivateNode, SharedBroker, management_api
 
@@ -140,6 +141,18 @@ def nagios_core(nagios_core_factory: Callable[..., NagiosCore]) -> NagiosCore:
     """A started Nagios 4 core with the defaults: host web01 with service disk, contact oncall, the
     openITCOCKPIT Mattermost commands on alertq-enqueue --channel mattermost."""
     return nagios_core_factory()
+
+
+@pytest.fixture
+def icinga2_core() -> Iterator[Icinga2Core]:
+    """A started Icinga 2 of this test's own (host web01, service disk, passive checks only), its API on
+    a free port of 127.0.0.1 behind a throwaway CA (`.url`, `.ca_file`); stopped and removed at teardown."""
+    require(shutil.which(ICINGA2_BINARY, path=SEARCH_PATH) is not None, "icinga2 is not installed")
+    core = Icinga2Core(Path(tempfile.gettempdir()))
+    try:
+        yield core.start()
+    finally:
+        core.cleanup()
 
 
 def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ visible failure in the chat."""
 from __future__ import annotations
 
 import base64
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -275,3 +276,87 @@ def test_the_forwarder_without_a_target_refuses_to_start_with_one_line(alertq_en
     assert result.returncode == 1
     assert "ack_target.url and ack_target.api_key are needed" in result.stderr
     assert API_KEY not in result.stderr + result.stdout
+
+
+def outage_then_up(outage: float) -> tuple[list[tuple[float, int]], Any]:
+    """A stand-in openITCOCKPIT that answers 503 until `outage` seconds after its first request, then 200."""
+    seen: list[tuple[float, int]] = []
+
+    def handler(request: Request) -> Response:
+        now = time.monotonic()
+        status = 503 if not seen or now - seen[0][0] < outage else 200
+        seen.append((now, status))
+        return Response('{"message": "ok"}' if status == 200 else "maintenance", status=status)
+
+    return seen, handler
+
+
+def ride_out_an_outage(
+    outage: float,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    **target: str,
+) -> list[tuple[float, int]]:
+    seen, handler = outage_then_up(outage)
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_handler(handler)
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **oitc_target(httpserver, **target)) as forwarder:
+        publish(amqp_url, ack_message())
+        publish(amqp_url, ack_message(service=None))  # queued behind the first, during the outage
+        deadline = time.monotonic() + outage + 120
+        while forwarder.log_text().count("ack_forwarder.acknowledged") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert forwarder.log_text().count("ack_forwarder.acknowledged") == 2, forwarder.log_text()[-2000:]
+        assert "ack_forwarder.retrying" in forwarder.log_text()
+    assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
+    assert amqp.depth(amqp_url, names.ACKS_QUEUE) == 0
+    landed = [r.get_json()[0]["command"] for r, response in httpserver.log if response.status_code == 200]
+    assert landed == ["submitServicestateAck", "submitHoststateAck"]  # both, in order
+    assert seen[-1][0] - seen[0][0] >= outage  # the 503s really lasted the outage
+    return seen
+
+
+def test_acks_sent_while_openitcockpit_is_down_land_once_it_is_back(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    seen = ride_out_an_outage(
+        4, alertq_env, amqp_url, httpserver, tmp_path, give_up_after="60", retry_wait="0.2", max_retry_wait="1"
+    )
+    assert sum(1 for _, status in seen if status == 503) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ALERTQ_SLOW_TESTS") != "1", reason="a 2-minute outage; ALERTQ_SLOW_TESTS=1")
+def test_acks_ride_out_a_two_minute_openitcockpit_outage_with_the_default_retry_settings(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    seen = ride_out_an_outage(120, alertq_env, amqp_url, httpserver, tmp_path)
+    first, last = seen[0][0], seen[-1][0]
+    print(f"outage ridden out: {len(seen)} requests over {last - first:.1f} s")
+
+
+def test_a_target_down_past_give_up_after_dead_letters_the_ack_and_says_so(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    tries: list[float] = []
+
+    def unavailable(request: Request) -> Response:
+        tries.append(time.monotonic())
+        return Response("busy", status=503)
+
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_handler(unavailable)
+    httpserver.expect_request("/slack/response", method="POST").respond_with_data("ok")
+    ack = ack_message(reply=Reply(response_url=httpserver.url_for("/slack/response")))
+
+    target = oitc_target(httpserver, give_up_after="3", retry_wait="0.2", max_retry_wait="0.5")
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
+        publish(amqp_url, ack)
+        [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, count=1, timeout=60)
+        wait_for_line(forwarder, "ack_forwarder.chat_told")
+
+    assert tries[-1] - tries[0] >= 3 * 0.9  # retried for the whole budget, not a fixed count
+    assert dead.headers[names.HEADER_DEAD_REASON] == "max-attempts"
+    assert f"{len(tries)} attempts; last: " in dead.headers[names.HEADER_LAST_ERROR]
+    [told] = [r for r, _ in httpserver.log if r.path == "/slack/response"]
+    assert "did NOT reach" in told.get_json()["text"]

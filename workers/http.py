@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import certifi
 import urllib3
@@ -40,6 +41,10 @@ class Answer:
     status_code: int
     text: str
     headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError when it is not."""
+        return json.loads(self.text)
 
 
 class HttpClient:
@@ -70,10 +75,14 @@ class HttpClient:
         else:
             self.pool = urllib3.PoolManager(timeout=timeout, retries=False, **tls)
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> Answer:
-        """POST and return the answer; connection errors and timeouts become `Retryable`."""
+    def request(
+        self, method: str, url: str, data: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        """Send and return the answer; connection errors and timeouts become `Retryable`."""
         try:
-            response = self.pool.request("POST", url, body=data, headers={**self.headers, **headers}, redirect=False)
+            response = self.pool.request(
+                method, url, body=data, headers={**self.headers, **(headers or {})}, redirect=False
+            )
         except SSLError as exc:
             raise Retryable(f"TLS error: {_without_url(exc)}") from None
         except (ConnectTimeoutError, ProxyError, ProtocolError) as exc:
@@ -87,8 +96,14 @@ class HttpClient:
         text = response.data.decode("utf-8", "replace")
         return Answer(response.status, text, response.headers)
 
-    def post_json(self, url: str, payload: Any) -> Answer:
-        return self.post(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> Answer:
+        return self.request("POST", url, data, headers)
+
+    def get(self, url: str, params: Mapping[str, str] | None = None) -> Answer:
+        return self.request("GET", f"{url}?{urlencode(params)}" if params else url)
+
+    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Answer:
+        return self.post(url, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
     def close(self) -> None:
         self.pool.clear()

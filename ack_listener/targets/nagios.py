@@ -4,6 +4,10 @@
 service), or the `_EXPIRE` variant with the end time before the author. `;` would start a new field
 and a newline a new command, so both are replaced in author and comment. One write, below PIPE_BUF,
 so lines of concurrent writers never interleave. No reader on the FIFO (core stopped) → retryable.
+
+Whether a problem is still unacknowledged comes from the core's status.dat (`status_file`):
+`current_state != 0 and problem_has_been_acknowledged == 0`; no file, no such object, or a file older
+than `status_max_age` seconds (the core stopped writing it) → None (unknown).
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ import os
 import re
 import time
 
+import structlog
+
+from ack_listener.targets import status_dat
 from ack_listener.targets.base import Permanent, Retryable, Target
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
+
+log = structlog.get_logger("alertq.ack_target.nagios")
 
 PIPE_BUF = 4096
 FIELD_MAX = 1000
@@ -51,6 +60,8 @@ class NagiosCommandFile(Target):
         self.path = settings.command_file
         self.use_expire = settings.use_expire
         self.expire_after = settings.expire_after
+        self.status_file = settings.status_file
+        self.status_max_age = settings.status_max_age
 
     def acknowledge(self, ack: AckMessage) -> None:
         line = command_line(ack, now=time.time(), use_expire=self.use_expire, expire_after=self.expire_after)
@@ -74,3 +85,23 @@ class NagiosCommandFile(Target):
             os.close(fd)
         if written != len(data):
             raise Retryable(f"short write to {self.path}")
+
+    def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
+        if self.status_file is None:
+            return None
+        try:
+            if time.time() - self.status_file.stat().st_mtime > self.status_max_age:
+                log.warning("ack_target.status_stale", status_file=str(self.status_file))
+                return None
+            fields = status_dat.find(self.status_file, host_id, service_id)
+        except OSError as exc:
+            log.warning("ack_target.status_unreadable", status_file=str(self.status_file), error=exc.strerror)
+            return None
+        if fields is None:
+            return None
+        try:
+            state = int(fields["current_state"])
+            acknowledged = int(fields["problem_has_been_acknowledged"])
+        except (KeyError, ValueError):
+            return None
+        return state != 0 and acknowledged == 0

@@ -3,18 +3,32 @@
 Body: a JSON array of one command, `submitHoststateAck` (hostUuid, hostAckType) or
 `submitServicestateAck` (hostUuid, serviceUuid); sticky 2 keeps the ack until recovery. It answers
 200 before the core has run the command, so 2xx is all this can know.
+
+Whether a problem is still unacknowledged: the index API the UI lists objects with,
+`GET /services/index.json?angular=true&filter[Services.uuid]=<uuid>` → `all_services[0].Servicestatus`
+(`GET /hosts/index.json?angular=true&filter[Hosts.uuid]=<uuid>` → `all_hosts[0].Hoststatus`), whose
+`currentState` and `problemHasBeenAcknowledged` are the core's; `isInMonitoring` false (no state yet),
+no match or no answer → None. (Shape from openITCOCKPIT's ServicesController/HostsController index and
+Servicestatus::toArray; not verified against a running openITCOCKPIT.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from ack_listener.targets.base import Target, http_settings
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
+from workers.channels.base import Permanent, Retryable
 from workers.http import HttpClient, classify
 
 PATH = "/nagios_module/cmd/submit_bulk_naemon.json"
+SERVICES_INDEX = "/services/index.json"
+HOSTS_INDEX = "/hosts/index.json"
+
+log = structlog.get_logger("alertq.ack_target.openitcockpit")
 
 
 def command(ack: AckMessage, host_ack_type: str) -> dict[str, Any]:
@@ -29,18 +43,36 @@ class OpenItcockpit(Target):
 
     def __init__(self, settings: AckTargetSettings) -> None:
         assert settings.url is not None and settings.api_key is not None  # AckTargetSettings.problem()
-        self.url = settings.url.rstrip("/") + PATH
+        self.base_url = settings.url.rstrip("/")
+        self.url = self.base_url + PATH
         self.host_ack_type = settings.host_ack_type
-        self.http = HttpClient(
-            http_settings(settings),
-            headers={
-                "Authorization": f"X-OITC-API {settings.api_key.get_secret_value()}",
-                "Accept": "application/json",
-            },
-        )
+        api_key = settings.api_key.get_secret_value()
+        headers = {"Authorization": f"X-OITC-API {api_key}", "Accept": "application/json"}
+        self.http = HttpClient(http_settings(settings), headers=headers)
 
     def acknowledge(self, ack: AckMessage) -> None:
         classify(self.http.post_json(self.url, [command(ack, self.host_ack_type)]))
+
+    def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
+        if service_id is None:
+            path, params, listing, status = HOSTS_INDEX, {"filter[Hosts.uuid]": host_id}, "all_hosts", "Hoststatus"
+        else:
+            path, params = SERVICES_INDEX, {"filter[Services.uuid]": service_id}
+            listing, status = "all_services", "Servicestatus"
+        try:
+            response = self.http.get(self.base_url + path, params={"angular": "true", **params})
+            classify(response)
+            found = response.json()[listing]
+            if len(found) != 1:
+                return None
+            state = found[0][status]
+        except (Retryable, Permanent, ValueError, KeyError, TypeError, IndexError) as exc:
+            log.warning("ack_target.state_unknown", host_id=host_id, service_id=service_id, error=str(exc))
+            return None
+        current, acknowledged = state.get("currentState"), state.get("problemHasBeenAcknowledged")
+        if not state.get("isInMonitoring", True) or current is None or acknowledged is None:
+            return None
+        return bool(current != 0 and not acknowledged)
 
     def close(self) -> None:
         self.http.close()

@@ -18,7 +18,8 @@ def ack_forwarder() -> None:
       nagios         ACKNOWLEDGE_{HOST,SVC}_PROBLEM[_EXPIRE] lines into ack_target.command_file
       openitcockpit  POST <url>/nagios_module/cmd/submit_bulk_naemon.json (X-OITC-API key)
       icinga2        POST <url>/v1/actions/acknowledge-problem (basic auth, CA bundle)
-    Tries ack_target.attempts times with growing waits; then the ack goes to alertq.dead with
+    Retries for ack_target.give_up_after seconds (default 600) with growing waits (capped at
+    ack_target.max_retry_wait); then the ack goes to alertq.dead with
     alertq-dead-reason and the chat is told it failed (Slack: response_url; Mattermost: the
     mattermost channel's webhook). The input is acked only after the outcome is confirmed.
 
