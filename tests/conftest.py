@@ -26,6 +26,7 @@ from schemas.settings import Settings
 from tests.support.icinga import ICINGA2_BINARY, Icinga2Core
 from tests.support.nagios import NAGIOS_BINARY, SEARCH_PATH, NagiosCore
 from tests.support.rabbit import PrivateNode, SharedBroker, management_api
+from tests.support.workers import Endpoint, WorkerProcess, endpoint
 
 VENV_BIN = Path(sys.executable).parent
 STRICT = os.environ.get("ALERTQ_TEST_STRICT") == "1"
@@ -159,3 +160,24 @@ def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Compl
     """Run an alertq command as the core or an operator would, capturing its output."""
     kwargs.setdefault("timeout", 60)
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, **kwargs)
+
+
+@pytest.fixture
+def hook() -> Iterator[Endpoint]:
+    """A recording HTTP endpoint standing in for a webhook, Mattermost or Slack."""
+    yield from endpoint()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `alertq worker <channel>` processes (waiting until each consumes); all stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], channel: str = "webhook", **extra: str) -> WorkerProcess:
+        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log", channel=channel)
+        started.append(worker)  # before waiting: a worker that never gets going is stopped too
+        return worker.started()
+
+    yield start
+    for worker in started:
+        worker.stop_quietly()

@@ -7,9 +7,8 @@ other channels and reasons are published as the workers and the broker publish t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from werkzeug import Request, Response
@@ -18,42 +17,14 @@ from broker import names
 from tests.conftest import run
 from tests.support import amqp, dead_letters
 from tests.support.dead_letters import Spec, comparable, comparable_published
-from tests.support.workers import Endpoint, WorkerProcess, endpoint, event, publish
+from tests.support.workers import Endpoint, WorkerProcess, event, publish, webhook_worker_env
 
 DEAD = names.DEAD_QUEUE
 
 
 @pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    yield from endpoint()
-
-
-@pytest.fixture
 def worker_env(alertq_env: dict[str, str], hook: Endpoint) -> dict[str, str]:
-    env = dict(alertq_env)
-    env.update(
-        ALERTQ_CHANNELS__WEBHOOK__URL=hook.url,
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__PER_SECOND="1000",
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__BURST="1000",
-        ALERTQ_RETRY__DELAYS="1,2",
-        ALERTQ_WORKER__CONNECT_RETRY_WAIT="0.1",
-        ALERTQ_LOG__LEVEL="info",
-    )
-    return env
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], **extra: str) -> WorkerProcess:
-        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)  # before waiting: a worker that never gets going is stopped too
-        return worker.started()
-
-    yield start
-    for worker in started:
-        worker.stop_quietly()
+    return webhook_worker_env(alertq_env, hook, ALERTQ_LOG__LEVEL="info")
 
 
 def replay(env: dict[str, str], *args: str) -> str:

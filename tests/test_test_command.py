@@ -4,8 +4,7 @@ HTTP endpoint, and the command's report of where it landed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from werkzeug import Request, Response
@@ -13,14 +12,9 @@ from werkzeug import Request, Response
 from broker import names
 from tests.conftest import run
 from tests.support import amqp
-from tests.support.workers import Endpoint, WorkerProcess, endpoint
+from tests.support.workers import Endpoint, WorkerProcess
 
 SECRET_PATH = "s3cr3t-path"
-
-
-@pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    yield from endpoint()
 
 
 @pytest.fixture
@@ -33,24 +27,10 @@ def mattermost_env(alertq_env: dict[str, str], hook: Endpoint) -> dict[str, str]
     }
 
 
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log", channel="mattermost")
-        started.append(worker)
-        return worker.started()
-
-    yield start
-    for worker in started:
-        worker.stop_quietly()
-
-
 def test_delivered_reports_target_attempt_and_time(
-    mattermost_env: dict[str, str], hook: Endpoint, start_worker: Callable[[dict[str, str]], WorkerProcess]
+    mattermost_env: dict[str, str], hook: Endpoint, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    start_worker(mattermost_env)
+    start_worker(mattermost_env, channel="mattermost")
     result = run(["alertq", "test", "mattermost", "--timeout", "60"], mattermost_env)
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -68,11 +48,11 @@ def test_a_permanent_refusal_is_reported_dead_lettered_with_its_reason_and_no_se
     mattermost_env: dict[str, str],
     amqp_url: str,
     hook: Endpoint,
-    start_worker: Callable[[dict[str, str]], WorkerProcess],
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # The endpoint quotes its own URL back, key included: neither the receipt nor the output may show it.
     hook.behaviour = lambda request, _n: Response(f"no such hook {request.url}", 404)
-    start_worker(mattermost_env)
+    start_worker(mattermost_env, channel="mattermost")
     result = run(["alertq", "test", "mattermost", "--timeout", "60"], mattermost_env)
 
     assert result.returncode == 1
@@ -83,13 +63,13 @@ def test_a_permanent_refusal_is_reported_dead_lettered_with_its_reason_and_no_se
 
 
 def test_a_retry_is_reported_then_the_delivery(
-    mattermost_env: dict[str, str], hook: Endpoint, start_worker: Callable[[dict[str, str]], WorkerProcess]
+    mattermost_env: dict[str, str], hook: Endpoint, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     def first_fails(_request: Request, n: int) -> Response:
         return Response("busy", 503) if n == 0 else Response("ok", 200)
 
     hook.behaviour = first_fails
-    start_worker(mattermost_env)
+    start_worker(mattermost_env, channel="mattermost")
     result = run(["alertq", "test", "mattermost", "--timeout", "60"], mattermost_env)
 
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from werkzeug import Request, Response
@@ -24,6 +23,7 @@ from tests.support.workers import (
     metric,
     publish,
     scrape,
+    webhook_worker_env,
 )
 
 SECRET = "hush-hush-signing-secret"
@@ -31,36 +31,8 @@ DEAD = names.DEAD_QUEUE
 
 
 @pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    yield from endpoint()
-
-
-@pytest.fixture
 def worker_env(alertq_env: dict[str, str], hook: Endpoint) -> dict[str, str]:
-    env = dict(alertq_env)
-    env.update(
-        ALERTQ_CHANNELS__WEBHOOK__URL=hook.url,
-        ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET=SECRET,
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__PER_SECOND="1000",
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__BURST="1000",
-        ALERTQ_RETRY__DELAYS="1,2",
-        ALERTQ_WORKER__CONNECT_RETRY_WAIT="0.1",
-    )
-    return env
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], **extra: str) -> WorkerProcess:
-        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)  # before waiting: a worker that never gets going is stopped too
-        return worker.started()
-
-    yield start
-    for worker in started:
-        worker.stop_quietly()
+    return webhook_worker_env(alertq_env, hook, ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET=SECRET)
 
 
 def dead_letters(url: str, count: int) -> list[amqp.Received]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from werkzeug import Request, Response
@@ -15,42 +14,25 @@ from werkzeug import Request, Response
 from broker import names
 from tests.support import amqp
 from tests.support.rabbit import free_port
-from tests.support.workers import Endpoint, WorkerProcess, endpoint, event, metric, publish, queue_counts, scrape
+from tests.support.workers import (
+    Endpoint,
+    WorkerProcess,
+    endpoint,
+    event,
+    metric,
+    publish,
+    queue_counts,
+    scrape,
+    webhook_worker_env,
+)
 
 pytestmark = pytest.mark.slow
 QUEUE = names.notify_queue("webhook")
 
 
 @pytest.fixture
-def hook() -> Iterator[Endpoint]:
-    yield from endpoint()
-
-
-@pytest.fixture
 def worker_env(alertq_env: dict[str, str], hook: Endpoint) -> dict[str, str]:
-    env = dict(alertq_env)
-    env.update(
-        ALERTQ_CHANNELS__WEBHOOK__URL=hook.url,
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__PER_SECOND="10000",
-        ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__BURST="10000",
-        ALERTQ_RETRY__DELAYS="1,2",
-        ALERTQ_LOG__LEVEL="info",
-    )
-    return env
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], **extra: str) -> WorkerProcess:
-        worker = WorkerProcess({**env, **extra}, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)  # before waiting: a worker that never gets going is stopped too
-        return worker.started()
-
-    yield start
-    for worker in started:
-        worker.stop_quietly()
+    return webhook_worker_env(alertq_env, hook, ALERTQ_LOG__LEVEL="info")
 
 
 def sleepy(seconds: float, until: threading.Event | None = None) -> Callable[[Request, int], Response]:

@@ -234,3 +234,17 @@ def metric(text: str, name: str, **labels: str) -> float:
         if sample == name and got == want:
             return float(value)
     return 0.0
+
+
+def webhook_worker_env(alertq_env: dict[str, str], hook: Endpoint, **extra: str) -> dict[str, str]:
+    """A webhook worker's environment: this endpoint, rate limits out of the way, 1 and 2 s retry tiers,
+    quick in-process retries; `extra` adds or overrides settings."""
+    return {
+        **alertq_env,
+        "ALERTQ_CHANNELS__WEBHOOK__URL": hook.url,
+        "ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__PER_SECOND": "10000",
+        "ALERTQ_CHANNELS__WEBHOOK__RATE_LIMIT__BURST": "10000",
+        "ALERTQ_RETRY__DELAYS": "1,2",
+        "ALERTQ_WORKER__CONNECT_RETRY_WAIT": "0.1",
+        **extra,
+    }
