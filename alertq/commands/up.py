@@ -14,9 +14,11 @@ def up() -> None:
     """Run every alertq process on this machine until Ctrl-C or SIGTERM.
 
     \b
-    Declares the topology, then starts each part as a child process, restarts any that dies
-    (with backoff) and stops them all cleanly on Ctrl-C/SIGTERM. For production run the parts
-    under systemd or Kubernetes (deploy/) so each can be scaled on its own.
+    Starts each part as a child process (each declares the RabbitMQ topology it needs when it
+    connects, and waits for a broker that is not there yet), restarts any that dies (with backoff)
+    and stops them all cleanly on Ctrl-C/SIGTERM. Channels with no endpoint configured deliver to
+    the preview sink. For production run the parts under systemd or Kubernetes so each can be
+    scaled on its own.
 
     \b
     Example:
