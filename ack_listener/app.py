@@ -106,7 +106,13 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
         verifier = SignatureVerifier(listener.slack_signing_secret.get_secret_value())
         timestamp = request.headers.get("X-Slack-Request-Timestamp")
         signature = request.headers.get("X-Slack-Signature")
-        if not verifier.is_valid(body, timestamp, signature):  # 5-minute window, constant-time compare
+        try:
+            valid = verifier.is_valid(body, timestamp, signature)  # 5-minute window, constant-time compare
+        except (ValueError, TypeError):
+            # slack_sdk raises on a timestamp that is not a number (int()) and on a non-ASCII
+            # signature (hmac.compare_digest): both are simply not Slack's.
+            valid = False
+        if not valid:
             raise Refused(401, "the Slack signature is missing, wrong or too old")
 
     async def healthz(request: Request) -> Response:

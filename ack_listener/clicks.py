@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import parse_qs
 
 from schemas.ack import Reply
@@ -32,13 +32,13 @@ def mattermost(body: bytes) -> Click:
     """`{user_name, context: {token}, channel_name, post_id, …}` as Mattermost POSTs it."""
     data = _json_object(body, "the body")
     user = data.get("user_name")
-    if not isinstance(user, str) or not user:
+    if not _is_text(user):
         raise BadClick("user_name is missing or not a string")
     context = data.get("context")
     if not isinstance(context, dict):
         raise BadClick("context is missing or not an object")
     token = context.get("token")
-    if not isinstance(token, str) or not token:
+    if not _is_text(token):
         raise BadClick("context.token is missing or not a string")
     reply = Reply(channel_name=_optional_text(data, "channel_name"), post_id=_optional_text(data, "post_id"))
     return Click("mattermost", user, token, reply)
@@ -58,16 +58,16 @@ def slack(body: bytes) -> Click:
         raise BadClick(f"payload.type {data.get('type')!r} is not block_actions")
     user = data.get("user")
     name = user.get("username") or user.get("name") if isinstance(user, dict) else None
-    if not isinstance(name, str) or not name:
+    if not _is_text(name):
         raise BadClick("payload.user.username is missing")
     actions = data.get("actions")
     if not isinstance(actions, list):
         raise BadClick("payload.actions is missing or not a list")
     tokens = [a.get("value") for a in actions if isinstance(a, dict) and a.get("action_id") == SLACK_ACK_ACTION_ID]
-    if len(tokens) != 1 or not isinstance(tokens[0], str) or not tokens[0]:
+    if len(tokens) != 1 or not _is_text(tokens[0]):
         raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
     response_url = data.get("response_url")
-    reply = Reply(response_url=response_url if isinstance(response_url, str) and response_url else None)
+    reply = Reply(response_url=response_url if _is_text(response_url) else None)
     return Click("slack", name, tokens[0], reply)
 
 
@@ -76,6 +76,8 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise BadClick(f"{what} is not JSON") from None
+    except RecursionError:  # e.g. 30 000 nested brackets, well inside the body limit
+        raise BadClick(f"{what} is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadClick(f"{what} is not a JSON object")
     return data
@@ -83,4 +85,16 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
-    return value if isinstance(value, str) and value else None
+    return value if _is_text(value) else None
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A non-empty string that is valid Unicode. JSON escapes can carry lone surrogates (\\ud800),
+    which no message, log line or answer can encode: such a field counts as missing."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

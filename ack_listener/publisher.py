@@ -72,6 +72,11 @@ class AckPublisher:
                     self._publish(ack)
                 except BrokerUnavailable as exc:
                     done.set_exception(exc)
+                except Exception as exc:
+                    # A bug must fail this one click, not end the thread: every later click would wait
+                    # for a publisher that is gone and be answered 503 for the listener's lifetime.
+                    log.exception("ack_listener.publish_failed", ack_id=ack.ack_id)
+                    done.set_exception(exc)
                 else:
                     done.set_result(None)
 
