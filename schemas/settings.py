@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     sink: SinkSettings = Field(default_factory=SinkSettings)
     ack_listener: AckListenerSettings = Field(default_factory=AckListenerSettings)
     ack_target: AckTargetSettings = Field(default_factory=AckTargetSettings)
+    routing_file: Path | None = Field(
+        None, description="The escalator's routing file (contacts, groups, policies); see docs/routing.example.toml."
+    )
+    state_store: str = Field(
+        "sqlite:///var/alertq.db",
+        description="The escalator's incident store: `sqlite:///path` or `postgresql://user@host/db`.",
+    )
 
     @model_validator(mode="after")
     def _share_ack_signing(self) -> Settings:

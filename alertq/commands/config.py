@@ -11,7 +11,8 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from alertq.common import load_settings
-from schemas.settings import BrokerSettings, Settings, config_file
+from schemas.routing import RoutingError, load_routing
+from schemas.settings import BrokerSettings, Settings, config_file, mask_url
 
 
 @click.group()
@@ -28,13 +29,30 @@ def check() -> None:
       ALERTQ_CONFIG=/etc/alertq/alertq.toml alertq config check
     """
     settings = load_settings(configure_logging=False)
+    routing = routing_summary(settings) if settings.routing_file is not None else None
     click.echo(json.dumps(effective_settings(settings), indent=2))
     click.echo(f"settings are valid (config file: {config_file() or 'none, defaults and environment'})", err=True)
+    if routing is not None:
+        click.echo(routing, err=True)
+
+
+def routing_summary(settings: Settings) -> str:
+    """One line on the routing file, or exit 1 with its one-line error."""
+    assert settings.routing_file is not None
+    try:
+        routing = load_routing(settings.routing_file, set(type(settings.channels).model_fields))
+    except RoutingError as exc:
+        raise click.ClickException(str(exc)) from None
+    return (
+        f"routing file {settings.routing_file} is valid: {len(routing.contacts)} contacts, "
+        f"{len(routing.groups)} groups, {len(routing.policies)} policies ({', '.join(routing.policies) or 'none'})"
+    )
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = _mask(settings.model_dump(mode="python"))
     data["broker"]["urls"] = settings.broker.masked_urls
+    data["state_store"] = mask_url(settings.state_store)
     return data
 
 
