@@ -1,0 +1,252 @@
+"""Where the escalator keeps its incidents: SQLite on one host, PostgreSQL when several hosts share them.
+
+An incident is one unacknowledged problem (key `host[/service]`) under one policy. At most one incident
+per key is open at a time: the database enforces it (a unique index over open incidents), so two
+escalators that see the same PROBLEM at once open one incident. `record_step` is the claim to send a
+step: it succeeds once per (incident, step) and only while the incident is open, so a timer the broker
+delivers twice, or one that arrives after an acknowledgement, sends nothing.
+
+`open_store(url)` picks the backend: `sqlite:///var/alertq.db` (relative), `sqlite:////abs/path.db`,
+`postgresql://user@host/db` (`?schema=NAME` keeps the tables in a schema of their own).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    key: str
+    policy: str
+    opened_at: datetime
+    next_step: int  # 1-based number of the step to fire next
+    due_at: datetime | None  # when that step is due; None: no step left
+    closed_at: datetime | None
+    close_reason: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class IncidentStore(ABC):
+    """The escalator's state. Times are aware datetimes; they are stored as UTC epoch seconds."""
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; its rows (RETURNING included)."""
+
+    @abstractmethod
+    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+
+    @abstractmethod
+    def close_store(self) -> None: ...
+
+    def open(self, key: str, policy: str, due_at: datetime | None, now: datetime) -> tuple[Incident, bool]:
+        """The open incident for `key`, opened now if there is none; True when this call opened it."""
+        while True:
+            rows = self._execute(
+                "INSERT INTO incidents (key, policy, opened_at, next_step, due_at) VALUES (%s, %s, %s, 1, %s) "
+                "ON CONFLICT (key) WHERE closed_at IS NULL DO NOTHING "
+                "RETURNING id, key, policy, opened_at, next_step, due_at, closed_at, close_reason",
+                (key, policy, _epoch(now), _epoch(due_at)),
+            )
+            if rows:
+                return _incident(rows[0]), True
+            existing = self.open_for(key)
+            if existing is not None:
+                return existing, False
+            # Closed between our insert and our look: try again.
+
+    def get(self, incident_id: int) -> Incident | None:
+        rows = self._execute(
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "WHERE id = %s",
+            (incident_id,),
+        )
+        return _incident(rows[0]) if rows else None
+
+    def open_for(self, key: str) -> Incident | None:
+        rows = self._execute(
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "WHERE key = %s AND closed_at IS NULL",
+            (key,),
+        )
+        return _incident(rows[0]) if rows else None
+
+    def close(self, incident_id: int, reason: str, now: datetime) -> bool:
+        """Close an open incident; False when it was closed already (or never existed)."""
+        changed = self._execute_count(
+            "UPDATE incidents SET closed_at = %s, close_reason = %s, due_at = NULL WHERE id = %s AND closed_at IS NULL",
+            (_epoch(now), reason, incident_id),
+        )
+        return changed == 1
+
+    def record_step(self, incident_id: int, step: int, next_due: datetime | None, now: datetime) -> bool:
+        """Claim step `step` of an open incident: True once, the first time; then the next step is due at
+        `next_due` (None: none left). False for a closed incident or a step already recorded."""
+        claimed = self._execute_count(
+            "INSERT INTO fired_steps (incident_id, step, fired_at) "
+            "SELECT id, %s, %s FROM incidents WHERE id = %s AND closed_at IS NULL "
+            "ON CONFLICT (incident_id, step) DO NOTHING",
+            (step, _epoch(now), incident_id),
+        )
+        if claimed != 1:
+            return False
+        self._execute_count(
+            "UPDATE incidents SET next_step = %s, due_at = %s WHERE id = %s AND closed_at IS NULL AND next_step <= %s",
+            (step + 1, _epoch(next_due), incident_id, step),
+        )
+        return True
+
+    def fired_steps(self, incident_id: int) -> list[int]:
+        rows = self._execute("SELECT step FROM fired_steps WHERE incident_id = %s ORDER BY step", (incident_id,))
+        return [int(row[0]) for row in rows]
+
+    def list_open(self) -> list[Incident]:
+        """Open incidents, the next due first (those with no step left last)."""
+        rows = self._execute(
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "WHERE closed_at IS NULL "
+            "ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, id"
+        )
+        return [_incident(row) for row in rows]
+
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS incidents (
+        id {id_type} PRIMARY KEY,
+        key TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        opened_at DOUBLE PRECISION NOT NULL,
+        next_step INTEGER NOT NULL,
+        due_at DOUBLE PRECISION,
+        closed_at DOUBLE PRECISION,
+        close_reason TEXT
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS incidents_open_key ON incidents (key) WHERE closed_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS incidents_open_due ON incidents (due_at) WHERE closed_at IS NULL",
+    """CREATE TABLE IF NOT EXISTS fired_steps (
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        step INTEGER NOT NULL,
+        fired_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (incident_id, step)
+    )""",
+)
+
+
+class SqliteIncidentStore(IncidentStore):
+    """One file, WAL mode: several processes on one host may share it; writers wait for each other."""
+
+    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write takes the lock up front.
+        self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._transaction() as cursor:
+            for statement in _SCHEMA:
+                cursor.execute(statement.format(id_type="INTEGER"))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._transaction() as cursor:
+            return cursor.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
+
+    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._transaction() as cursor:
+            return cursor.execute(sql.replace("%s", "?"), tuple(params)).rowcount
+
+    def close_store(self) -> None:
+        self._db.close()
+
+
+class PostgresIncidentStore(IncidentStore):
+    """PostgreSQL (psycopg 3): one database serves the escalators of several hosts."""
+
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self._db = psycopg.connect(dsn, autocommit=True)
+        self._lock = threading.Lock()
+        with self._db.transaction():
+            # Two escalators starting at once would race on CREATE ... IF NOT EXISTS: take turns.
+            self._db.execute("SELECT pg_advisory_xact_lock(hashtext('alertq.incident_store'))")
+            if schema is not None:
+                self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                # A plain SET (not LOCAL) outlives the transaction: the session keeps this schema.
+                self._db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            for statement in _SCHEMA:
+                self._db.execute(statement.format(id_type="BIGINT GENERATED ALWAYS AS IDENTITY").encode())
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, self._db.transaction():
+            cursor = self._db.execute(sql.encode(), tuple(params))
+            return list(cursor.fetchall()) if cursor.description is not None else []
+
+    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock, self._db.transaction():
+            return self._db.execute(sql.encode(), tuple(params)).rowcount
+
+    def close_store(self) -> None:
+        self._db.close()
+
+
+def open_store(url: str) -> IncidentStore:
+    """The store a `state_store` URL names."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        if parts.netloc:
+            raise ValueError("state_store: a sqlite URL has no host: sqlite:///relative/path or sqlite:////abs/path")
+        return SqliteIncidentStore(Path(parts.path[1:]))
+    if parts.scheme in ("postgresql", "postgres"):
+        query = dict(parse_qsl(parts.query))
+        schema = query.pop("schema", None)
+        dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        return PostgresIncidentStore(dsn, schema)
+    raise ValueError(f"state_store: unknown scheme {parts.scheme!r}; use sqlite:///path or postgresql://…")
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the incident store needs aware times")
+    return moment.timestamp()
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _incident(row: tuple[Any, ...]) -> Incident:
+    id_, key, policy, opened_at, next_step, due_at, closed_at, close_reason = row
+    opened = _time(opened_at)
+    assert opened is not None
+    return Incident(int(id_), key, policy, opened, int(next_step), _time(due_at), _time(closed_at), close_reason)
