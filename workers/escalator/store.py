@@ -48,8 +48,8 @@ class IncidentStore(ABC):
         """Run one statement in its own transaction; its rows (RETURNING included)."""
 
     @abstractmethod
-    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement in its own transaction; the number of rows it changed."""
+    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
+        """Run statements in one transaction; the number of rows each changed."""
 
     @abstractmethod
     def close_store(self) -> None: ...
@@ -88,28 +88,34 @@ class IncidentStore(ABC):
 
     def close(self, incident_id: int, reason: str, now: datetime) -> bool:
         """Close an open incident; False when it was closed already (or never existed)."""
-        changed = self._execute_count(
-            "UPDATE incidents SET closed_at = %s, close_reason = %s, due_at = NULL WHERE id = %s AND closed_at IS NULL",
-            (_epoch(now), reason, incident_id),
+        [changed] = self._execute_counts(
+            (
+                "UPDATE incidents SET closed_at = %s, close_reason = %s, due_at = NULL "
+                "WHERE id = %s AND closed_at IS NULL",
+                (_epoch(now), reason, incident_id),
+            )
         )
         return changed == 1
 
     def record_step(self, incident_id: int, step: int, next_due: datetime | None, now: datetime) -> bool:
         """Claim step `step` of an open incident: True once, the first time; then the next step is due at
         `next_due` (None: none left). False for a closed incident or a step already recorded."""
-        claimed = self._execute_count(
-            "INSERT INTO fired_steps (incident_id, step, fired_at) "
-            "SELECT id, %s, %s FROM incidents WHERE id = %s AND closed_at IS NULL "
-            "ON CONFLICT (incident_id, step) DO NOTHING",
-            (step, _epoch(now), incident_id),
+        # One transaction, so a crash cannot leave a claimed step with the incident not advanced. When the
+        # claim finds the step recorded already, the update finds next_step past it and changes nothing.
+        claimed, _ = self._execute_counts(
+            (
+                "INSERT INTO fired_steps (incident_id, step, fired_at) "
+                "SELECT id, %s, %s FROM incidents WHERE id = %s AND closed_at IS NULL "
+                "ON CONFLICT (incident_id, step) DO NOTHING",
+                (step, _epoch(now), incident_id),
+            ),
+            (
+                "UPDATE incidents SET next_step = %s, due_at = %s "
+                "WHERE id = %s AND closed_at IS NULL AND next_step <= %s",
+                (step + 1, _epoch(next_due), incident_id, step),
+            ),
         )
-        if claimed != 1:
-            return False
-        self._execute_count(
-            "UPDATE incidents SET next_step = %s, due_at = %s WHERE id = %s AND closed_at IS NULL AND next_step <= %s",
-            (step + 1, _epoch(next_due), incident_id, step),
-        )
-        return True
+        return claimed == 1
 
     def fired_steps(self, incident_id: int) -> list[int]:
         rows = self._execute("SELECT step FROM fired_steps WHERE incident_id = %s ORDER BY step", (incident_id,))
@@ -178,9 +184,9 @@ class SqliteIncidentStore(IncidentStore):
         with self._transaction() as cursor:
             return cursor.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
 
-    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
         with self._transaction() as cursor:
-            return cursor.execute(sql.replace("%s", "?"), tuple(params)).rowcount
+            return [cursor.execute(sql.replace("%s", "?"), tuple(params)).rowcount for sql, params in statements]
 
     def close_store(self) -> None:
         self._db.close()
@@ -210,9 +216,9 @@ class PostgresIncidentStore(IncidentStore):
             cursor = self._db.execute(sql.encode(), tuple(params))
             return list(cursor.fetchall()) if cursor.description is not None else []
 
-    def _execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
         with self._lock, self._db.transaction():
-            return self._db.execute(sql.encode(), tuple(params)).rowcount
+            return [self._db.execute(sql.encode(), tuple(params)).rowcount for sql, params in statements]
 
     def close_store(self) -> None:
         self._db.close()
