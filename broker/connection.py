@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pika
 import structlog
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.blocking_connection import BlockingConnection
 
 from schemas.settings import BrokerSettings, mask_url
 
@@ -39,13 +39,6 @@ def connect(settings: BrokerSettings, client_name: str) -> BlockingConnection:
     connection = BlockingConnection(parameters(settings, client_name))
     log.debug("broker.connected", client=client_name, urls=settings.masked_urls)
     return connection
-
-
-def open_channel(connection: BlockingConnection, prefetch: int | None = None) -> BlockingChannel:
-    channel = connection.channel()
-    if prefetch is not None:
-        channel.basic_qos(prefetch_count=prefetch)
-    return channel
 
 
 def describe_error(exc: BaseException) -> str:

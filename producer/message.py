@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pika
 
 from broker import names
+from broker.publisher import json_properties
 
 
 class SpooledEvent(NamedTuple):
@@ -38,15 +38,8 @@ class SpooledEvent(NamedTuple):
         )
 
 
-def properties(event_id: str, headers: dict[str, object] | None = None) -> pika.BasicProperties:
-    return pika.BasicProperties(
-        content_type="application/json",
-        delivery_mode=pika.DeliveryMode.Persistent,
-        message_id=event_id or None,
-        timestamp=int(time.time()),
-        type="alertq.alert/1",
-        headers=headers,
-    )
+def properties(event_id: str, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+    return json_properties(event_id or None, headers, type_="alertq.alert/1")
 
 
 def dead_headers(reason: str, error: str) -> dict[str, object]:
