@@ -162,6 +162,21 @@ class WorkerSettings(_Section):
     metrics_host: str = Field("127.0.0.1", description="Address /metrics and /healthz listen on.")
 
 
+class EscalatorSettings(_Section):
+    """`alertq escalator`: time-based escalation of unacknowledged problems (needs `routing_file`)."""
+
+    prefetch: int = Field(
+        100, ge=1, le=5000, description="Unacked messages the escalator holds (events, acks and timers)."
+    )
+    check_target: bool = Field(
+        False,
+        description="Before each step, ask the monitoring target ([ack_target]) whether the problem is still "
+        "unacknowledged; an unreachable target does not stop the step (fail open).",
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics and /healthz (0: off).")
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics and /healthz listen on.")
+
+
 class ChannelsSettings(_Section):
     """One entry per channel; the key is the channel name in `--channel` and in `notify.<channel>`."""
 
@@ -194,6 +209,7 @@ class Settings(BaseSettings):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    escalator: EscalatorSettings = Field(default_factory=EscalatorSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     ack: AckSettings = Field(default_factory=AckSettings)
