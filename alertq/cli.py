@@ -11,6 +11,7 @@ from alertq.commands.ack_forwarder import ack_forwarder
 from alertq.commands.ack_listener import ack_listener
 from alertq.commands.config import config
 from alertq.commands.dlq import dlq
+from alertq.commands.escalator import escalator
 from alertq.commands.relay import relay
 from alertq.commands.sink import sink
 from alertq.commands.status import status
@@ -40,7 +41,7 @@ def main(config_path: str | None) -> None:
         os.environ["ALERTQ_CONFIG"] = config_path
 
 
-for command in (relay, worker, up, sink, ack_listener, ack_forwarder, status, dlq, test, topology, config):
+for command in (relay, worker, escalator, up, sink, ack_listener, ack_forwarder, status, dlq, test, topology, config):
     main.add_command(command)
 
 

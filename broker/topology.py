@@ -70,9 +70,20 @@ def delay_queue(seconds: int) -> tuple[Queue, Binding]:
     return queue, binding
 
 
+# The escalator's timers hop through delay queues of these lengths (powers of two, in seconds): any
+# delay is a sum of a few hops, and each queue holds a single TTL, so a short timer never waits behind
+# a long one. 1 s … 16384 s (about 4.5 h); a longer delay takes more hops through the longest.
+TIMER_TIERS: tuple[int, ...] = tuple(2**k for k in range(15))
+
+
 def plan(settings: Settings, channels: Iterable[str] | None = None, delays: Iterable[int] | None = None) -> Plan:
+    """Everything alertq declares. `delays` narrows the delay queues to those given (a worker declares
+    only its retry delays); by default the retry delays, plus the escalator's timer tiers once a
+    routing file configures escalation (without one nothing would ever use them)."""
     channel_names = list(settings.channels.enabled_names() if channels is None else channels)
-    delay_values = sorted(set(settings.retry.delays if delays is None else delays))
+    if delays is None:
+        delays = [*settings.retry.delays, *(TIMER_TIERS if settings.routing_file is not None else ())]
+    delay_values = sorted(set(delays))
     exchanges = [
         Exchange(names.EVENTS_EXCHANGE, "topic"),
         Exchange(names.DELAY_EXCHANGE, "headers"),

@@ -59,6 +59,11 @@ class Contact(_Model):
     name: str | None = None
     email: str | None = None
     pager: str | None = None
+    address: str | None = Field(
+        None,
+        description="Where the channel reaches this contact (routing file `addresses`): a Mattermost "
+        "channel or @user; set by the escalator.",
+    )
 
 
 class Escalation(_Model):

@@ -173,6 +173,12 @@ class EscalatorSettings(_Section):
         description="Before each step, ask the monitoring target ([ack_target]) whether the problem is still "
         "unacknowledged; an unreachable target does not stop the step (fail open).",
     )
+    sweep_after: float = Field(
+        60.0,
+        gt=0,
+        description="A step this many seconds past due with no timer seen is sent anyway (its timer was lost, "
+        "e.g. with a broker's data); the claim in the state store keeps it from going out twice.",
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics and /healthz (0: off).")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics and /healthz listen on.")
 

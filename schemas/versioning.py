@@ -32,3 +32,4 @@ def _checker(name: str, major: int) -> AfterValidator:
 
 SchemaName = Annotated[str, _checker("alertq.alert", 1)]
 AckSchemaName = Annotated[str, _checker("alertq.ack", 1)]
+TimerSchemaName = Annotated[str, _checker("alertq.timer", 1)]

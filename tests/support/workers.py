@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pika
 from pytest_httpserver import HTTPServer
@@ -144,10 +144,14 @@ def endpoint(behaviour: Behaviour = ok) -> Iterator[Endpoint]:
 class WorkerProcess:
     """`alertq worker <channel>` as an operator runs it; its JSON log lines are kept in a file."""
 
+    argv: tuple[str, ...] = ("alertq", "worker")
+    ready = "worker.consuming"
+
     def __init__(self, env: dict[str, str], log_path: Path, channel: str = "webhook") -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self.popen = subprocess.Popen(["alertq", "worker", channel], env=env, stdout=self._log, stderr=self._log)
+        argv = [*self.argv, channel] if channel else list(self.argv)
+        self.popen = subprocess.Popen(argv, env=env, stdout=self._log, stderr=self._log)
 
     def lines(self) -> list[dict[str, Any]]:
         result = []
@@ -175,8 +179,8 @@ class WorkerProcess:
             time.sleep(0.05)
         raise AssertionError(f"no {count}x {name!r} within {timeout}s:\n{self.text()[-3000:]}")
 
-    def started(self, timeout: float = 60.0) -> WorkerProcess:
-        self.wait_log("worker.consuming", timeout=timeout)
+    def started(self, timeout: float = 60.0) -> Self:
+        self.wait_log(self.ready, timeout=timeout)
         return self
 
     def terminate(self, timeout: float = 60.0) -> int:

@@ -93,8 +93,10 @@ def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -
     if settings.two_way and notice.is_problem:
         attachment["actions"] = [_ack_action(event, settings, now)]
     payload: dict[str, Any] = {"text": "", "attachments": [attachment]}
-    if settings.channel:
-        payload["channel"] = settings.channel
+    # An escalation step names the contact's own channel or @user; otherwise the configured override.
+    channel = (event.contact.address if event.contact is not None else None) or settings.channel
+    if channel:
+        payload["channel"] = channel
     if settings.username:
         payload["username"] = settings.username
     if settings.icon_url:

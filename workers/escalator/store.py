@@ -4,7 +4,10 @@ An incident is one unacknowledged problem (key `host[/service]`) under one polic
 per key is open at a time: the database enforces it (a unique index over open incidents), so two
 escalators that see the same PROBLEM at once open one incident. `record_step` is the claim to send a
 step: it succeeds once per (incident, step) and only while the incident is open, so a timer the broker
-delivers twice, or one that arrives after an acknowledgement, sends nothing.
+delivers twice, or one that arrives after an acknowledgement, sends nothing. A claim is marked sent
+(`mark_sent`) once the step's notifications are confirmed by the broker; a claim left unsent by a crash
+is found by `step_unsent`, so the redelivered timer sends it after all (never lost, at most repeated
+when the crash fell between the broker's confirm and `mark_sent`).
 
 `open_store(url)` picks the backend: `sqlite:///var/alertq.db` (relative), `sqlite:////abs/path.db`,
 `postgresql://user@host/db` (`?schema=NAME` keeps the tables in a schema of their own).
@@ -34,6 +37,7 @@ class Incident:
     due_at: datetime | None  # when that step is due; None: no step left
     closed_at: datetime | None
     close_reason: str | None
+    event: str = ""  # the PROBLEM event (alertq.alert/1 JSON) that opened it: what each step retells
 
     @property
     def is_open(self) -> bool:
@@ -54,14 +58,21 @@ class IncidentStore(ABC):
     @abstractmethod
     def close_store(self) -> None: ...
 
-    def open(self, key: str, policy: str, due_at: datetime | None, now: datetime) -> tuple[Incident, bool]:
+    @abstractmethod
+    def describe(self) -> str:
+        """Which store this is, for logs: never a password."""
+
+    def open(
+        self, key: str, policy: str, due_at: datetime | None, now: datetime, event: str = ""
+    ) -> tuple[Incident, bool]:
         """The open incident for `key`, opened now if there is none; True when this call opened it."""
         while True:
             rows = self._execute(
-                "INSERT INTO incidents (key, policy, opened_at, next_step, due_at) VALUES (%s, %s, %s, 1, %s) "
+                "INSERT INTO incidents (key, policy, opened_at, next_step, due_at, event) "
+                "VALUES (%s, %s, %s, 1, %s, %s) "
                 "ON CONFLICT (key) WHERE closed_at IS NULL DO NOTHING "
-                "RETURNING id, key, policy, opened_at, next_step, due_at, closed_at, close_reason",
-                (key, policy, _epoch(now), _epoch(due_at)),
+                "RETURNING id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event",
+                (key, policy, _epoch(now), _epoch(due_at), event),
             )
             if rows:
                 return _incident(rows[0]), True
@@ -72,7 +83,7 @@ class IncidentStore(ABC):
 
     def get(self, incident_id: int) -> Incident | None:
         rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
             "WHERE id = %s",
             (incident_id,),
         )
@@ -80,7 +91,7 @@ class IncidentStore(ABC):
 
     def open_for(self, key: str) -> Incident | None:
         rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
             "WHERE key = %s AND closed_at IS NULL",
             (key,),
         )
@@ -117,6 +128,37 @@ class IncidentStore(ABC):
         )
         return claimed == 1
 
+    def step_unsent(self, incident_id: int, step: int) -> bool:
+        """True when `step` of an open incident was claimed but never marked sent (a crash in between)."""
+        rows = self._execute(
+            "SELECT 1 FROM fired_steps JOIN incidents ON incidents.id = fired_steps.incident_id "
+            "WHERE incident_id = %s AND step = %s AND sent_at IS NULL AND closed_at IS NULL",
+            (incident_id, step),
+        )
+        return bool(rows)
+
+    def mark_sent(self, incident_id: int, step: int, now: datetime) -> None:
+        self._execute(
+            "UPDATE fired_steps SET sent_at = %s WHERE incident_id = %s AND step = %s",
+            (_epoch(now), incident_id, step),
+        )
+
+    def overdue(self, before: datetime, limit: int = 1000) -> list[Incident]:
+        """Open incidents whose next step was due before `before`: their timer is late or lost."""
+        rows = self._execute(
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
+            "WHERE closed_at IS NULL AND due_at < %s ORDER BY due_at LIMIT %s",
+            (_epoch(before), limit),
+        )
+        return [_incident(row) for row in rows]
+
+    def fired_at(self, incident_id: int) -> dict[int, datetime]:
+        """When each claimed step of an incident was claimed."""
+        rows = self._execute(
+            "SELECT step, fired_at FROM fired_steps WHERE incident_id = %s ORDER BY step", (incident_id,)
+        )
+        return {int(step): datetime.fromtimestamp(at, UTC) for step, at in rows}
+
     def fired_steps(self, incident_id: int) -> list[int]:
         rows = self._execute("SELECT step FROM fired_steps WHERE incident_id = %s ORDER BY step", (incident_id,))
         return [int(row[0]) for row in rows]
@@ -124,7 +166,7 @@ class IncidentStore(ABC):
     def list_open(self) -> list[Incident]:
         """Open incidents, the next due first (those with no step left last)."""
         rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason FROM incidents "
+            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
             "WHERE closed_at IS NULL "
             "ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, id"
         )
@@ -140,7 +182,8 @@ _SCHEMA = (
         next_step INTEGER NOT NULL,
         due_at DOUBLE PRECISION,
         closed_at DOUBLE PRECISION,
-        close_reason TEXT
+        close_reason TEXT,
+        event TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS incidents_open_key ON incidents (key) WHERE closed_at IS NULL",
     "CREATE INDEX IF NOT EXISTS incidents_open_due ON incidents (due_at) WHERE closed_at IS NULL",
@@ -148,6 +191,7 @@ _SCHEMA = (
         incident_id BIGINT NOT NULL REFERENCES incidents (id),
         step INTEGER NOT NULL,
         fired_at DOUBLE PRECISION NOT NULL,
+        sent_at DOUBLE PRECISION,
         PRIMARY KEY (incident_id, step)
     )""",
 )
@@ -159,6 +203,7 @@ class SqliteIncidentStore(IncidentStore):
     def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write takes the lock up front.
+        self._path = path
         self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -191,6 +236,9 @@ class SqliteIncidentStore(IncidentStore):
     def close_store(self) -> None:
         self._db.close()
 
+    def describe(self) -> str:
+        return f"sqlite {self._path}"
+
 
 class PostgresIncidentStore(IncidentStore):
     """PostgreSQL (psycopg 3): one database serves the escalators of several hosts."""
@@ -200,6 +248,10 @@ class PostgresIncidentStore(IncidentStore):
         from psycopg import sql
 
         self._db = psycopg.connect(dsn, autocommit=True)
+        info = self._db.info
+        self._description = f"postgresql {info.user}@{info.host}:{info.port}/{info.dbname}" + (
+            f" schema {schema}" if schema else ""
+        )
         self._lock = threading.Lock()
         with self._db.transaction():
             # Two escalators starting at once would race on CREATE ... IF NOT EXISTS: take turns.
@@ -222,6 +274,9 @@ class PostgresIncidentStore(IncidentStore):
 
     def close_store(self) -> None:
         self._db.close()
+
+    def describe(self) -> str:
+        return self._description
 
 
 def open_store(url: str) -> IncidentStore:
@@ -252,7 +307,7 @@ def _time(value: float | None) -> datetime | None:
 
 
 def _incident(row: tuple[Any, ...]) -> Incident:
-    id_, key, policy, opened_at, next_step, due_at, closed_at, close_reason = row
+    id_, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event = row
     opened = _time(opened_at)
     assert opened is not None
-    return Incident(int(id_), key, policy, opened, int(next_step), _time(due_at), _time(closed_at), close_reason)
+    return Incident(int(id_), key, policy, opened, int(next_step), _time(due_at), _time(closed_at), close_reason, event)

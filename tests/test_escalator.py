@@ -1,0 +1,227 @@
+"""`alertq escalator` with the real broker, a real webhook worker and endpoint: steps on time, stopped
+by acknowledgements and recoveries, repeats capped, contacts' options and periods honoured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import names
+from broker.publisher import ConfirmedPublisher, json_properties
+from schemas.ack import AckMessage
+from tests.support import amqp
+from tests.support.escalation import (
+    ROUTING_HEAD,
+    EscalatorProcess,
+    by_step,
+    escalator_env,
+    routing_file,
+    steps_seen,
+    wait_steps,
+)
+from tests.support.workers import Endpoint, WorkerProcess, event, publish, webhook_worker_env
+
+ON_TIME = 1.5  # seconds: how close to its due time each step must reach the endpoint
+
+# Steps 2 s apart; repeat 2 retells step 2 twice more: steps 1‥4, then nothing.
+TWO_STEPS = """
+[policies.web]
+hosts = ["web*"]
+repeat = 2
+
+[[policies.web.steps]]
+after = "2s"
+notify = ["alice"]
+channels = ["webhook"]
+
+[[policies.web.steps]]
+after = "2s"
+notify = ["alice", "dba"]
+channels = ["webhook"]
+"""
+
+
+@pytest.fixture
+def escalation(
+    alertq_env: dict[str, str],
+    hook: Endpoint,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> Iterator[Callable[..., EscalatorProcess]]:
+    """Start a webhook worker and an escalator for the given policies."""
+    started: list[EscalatorProcess] = []
+
+    def start(policies: str, head: str = ROUTING_HEAD, **extra: str) -> EscalatorProcess:
+        routing = routing_file(tmp_path / "routing.toml", policies, head)
+        env = escalator_env(webhook_worker_env(alertq_env, hook), routing, f"sqlite:///{tmp_path}/alertq.db", **extra)
+        if not started:
+            start_worker(env)
+        process = EscalatorProcess(env, tmp_path / f"escalator-{len(started)}.log")
+        started.append(process)
+        return process.started()
+
+    yield start
+    for process in started:
+        process.stop_quietly()
+
+
+def problem(**overrides: Any) -> dict[str, Any]:
+    return event(**{"host": {"id": "web01", "name": "web01", "display_name": "web01"}, **overrides})
+
+
+def follow_up(sent: dict[str, Any], notification_type: str, **overrides: Any) -> dict[str, Any]:
+    """Another notification about the same host/service, as the core would send it."""
+    return {**event(), **{k: sent[k] for k in ("host", "service")}, "notification_type": notification_type, **overrides}
+
+
+def test_an_unacknowledged_problem_escalates_step_by_step_on_time_and_the_repeat_stops_at_its_cap(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint
+) -> None:
+    escalation(TWO_STEPS)
+    sent = problem()
+    opened = datetime.fromisoformat(sent["created_at"])
+    publish(amqp_url, [sent])
+
+    seen = wait_steps(hook, 1 + 3 + 3 + 3, timeout=20)
+    time.sleep(3)  # a fifth step would be due 2 s after the fourth
+    seen = steps_seen(hook)
+    assert list(by_step(seen)) == [
+        (1, ["alice"]),
+        (2, ["alice", "bob", "carol"]),
+        (3, ["alice", "bob", "carol"]),
+        (4, ["alice", "bob", "carol"]),
+    ]
+    for step_seen in seen:
+        due = opened + timedelta(seconds=2 * step_seen.step)
+        lateness = (step_seen.at - due).total_seconds()
+        assert -0.2 <= lateness <= ON_TIME, f"step {step_seen.step} to {step_seen.contact}: {lateness:+.2f}s from due"
+    first = seen[0].body
+    assert first["escalation"]["policy"] == "web"
+    assert datetime.fromisoformat(first["escalation"]["since"]) == opened.replace(microsecond=opened.microsecond)
+    assert first["output"] == sent["output"] and first["notification_type"] == "PROBLEM"
+
+
+def publish_ack(url: str, sent: dict[str, Any]) -> None:
+    ack = AckMessage(
+        ack_id="ack-1",
+        received_at=datetime.now(UTC),
+        source="mattermost",
+        chat_user="alice",
+        author="alice via Mattermost",
+        comment="on it",
+        kind="service",
+        host_id=sent["host"]["id"],
+        service_id=sent["service"]["id"],
+        event_id=sent["event_id"],
+    )
+    connection = amqp.connect(url)
+    try:
+        ConfirmedPublisher(connection.channel()).publish(
+            names.ACKS_EXCHANGE, "ack.mattermost", ack.to_json(), json_properties(ack.ack_id)
+        )
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("ending", ["ACKNOWLEDGEMENT", "RECOVERY", "DOWNTIMESTART", "chat ack"])
+def test_an_acknowledgement_or_recovery_between_steps_stops_the_next_step(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint, ending: str
+) -> None:
+    escalator = escalation(TWO_STEPS)
+    sent = problem()
+    publish(amqp_url, [sent])
+    assert [s.step for s in wait_steps(hook, 1, timeout=10)] == [1]
+
+    if ending == "chat ack":
+        publish_ack(amqp_url, sent)
+    else:
+        publish(amqp_url, [follow_up(sent, ending, state=0 if ending == "RECOVERY" else 2)])
+    escalator.wait_log("escalator.closed", timeout=5)
+    time.sleep(3)  # step 2 was due 2 s after step 1
+    assert [s.step for s in steps_seen(hook)] == [1]
+
+
+def test_duplicate_problems_open_one_incident_and_a_problem_after_recovery_opens_a_new_one(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint
+) -> None:
+    escalator = escalation(
+        """
+[policies.web]
+hosts = ["web*"]
+
+[[policies.web.steps]]
+after = "1s"
+notify = ["alice"]
+channels = ["webhook"]
+"""
+    )
+    sent = problem()
+    # The core notifies once per contact: three PROBLEMs of one incident.
+    publish(amqp_url, [sent, follow_up(sent, "PROBLEM"), follow_up(sent, "PROBLEM")])
+    wait_steps(hook, 1, timeout=10)
+    time.sleep(1.5)
+    assert len(steps_seen(hook)) == 1
+    assert len(escalator.events("escalator.opened")) == 1
+
+    publish(amqp_url, [follow_up(sent, "RECOVERY", state=0)])
+    escalator.wait_log("escalator.closed", timeout=5)
+    publish(amqp_url, [follow_up(sent, "PROBLEM")])
+    seen = wait_steps(hook, 2, timeout=10)
+    assert [s.step for s in seen] == [1, 1]
+    assert len(escalator.events("escalator.opened")) == 2
+
+
+def test_contacts_outside_their_period_or_with_the_state_switched_off_are_skipped(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint
+) -> None:
+    today = datetime.now(UTC).strftime("%A").lower()
+    other_day = (datetime.now(UTC) + timedelta(days=3)).strftime("%A").lower()
+    head = f"""
+timezone = "UTC"
+
+[periods.not-today]
+{other_day} = ["00:00-24:00"]
+
+[periods.today]
+{today} = ["00:00-24:00"]
+
+[contacts.alice]
+period = "today"
+[contacts.alice.addresses]
+webhook = "alice"
+
+[contacts.bob]
+period = "not-today"
+[contacts.bob.addresses]
+webhook = "bob"
+
+[contacts.carol]
+service_options = ["warning", "unknown", "recovery"]
+[contacts.carol.addresses]
+webhook = "carol"
+
+[contacts.dave]
+service_notifications_enabled = false
+[contacts.dave.addresses]
+webhook = "dave"
+"""
+    policies = """
+[policies.web]
+hosts = ["web*"]
+
+[[policies.web.steps]]
+after = "1s"
+notify = ["alice", "bob", "carol", "dave"]
+channels = ["webhook"]
+"""
+    escalation(policies, head=head)
+    sent = problem(state=2)  # CRITICAL: carol only wants warning/unknown
+    publish(amqp_url, [sent])
+    seen = wait_steps(hook, 1, timeout=10)
+    time.sleep(1.5)
+    assert list(by_step(steps_seen(hook))) == [(1, ["alice"])], seen

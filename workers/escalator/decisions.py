@@ -1,0 +1,173 @@
+"""What the escalator does with each message it consumes: the rules of DESIGN.md section 7.
+
+- A PROBLEM (the core's own, not one of our steps) opens an incident under the first matching policy
+  and schedules step 1. Duplicates (one per contact and channel) find the incident open: nothing more.
+- ACKNOWLEDGEMENT, RECOVERY and DOWNTIMESTART from the core, and acknowledgements clicked in chat,
+  close the incident; a later PROBLEM opens a new one.
+- A timer hops on until due, then fires its step if the incident is still open and the step still
+  unsent (the store's claim), sends the step's notifications and schedules the next step. After the
+  last step the incident stays open, with nothing left to send, until it is acknowledged or recovers:
+  the core's re-notifications of the same problem must not start the escalation over.
+
+Every decision is a `Decision`: what to publish, and what to record once the broker confirmed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from ack_listener.targets.base import Target
+from broker import names
+from broker.publisher import json_properties
+from schemas.ack import AckMessage
+from schemas.alert import AlertEvent, parse_alert
+from schemas.routing import RoutingConfig
+from schemas.timer import EscalationTimer
+from workers.escalator import metrics, schedule, timers
+from workers.escalator.notices import step_notices
+from workers.escalator.outgoing import Decision, Outgoing
+from workers.escalator.store import Incident, IncidentStore
+
+log = structlog.get_logger("alertq.escalator")
+
+# The core's notification types that end an incident, and the cause recorded for each.
+CLOSING_TYPES = {"ACKNOWLEDGEMENT": "acknowledged", "RECOVERY": "recovered", "DOWNTIMESTART": "downtime"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Decisions:
+    def __init__(
+        self,
+        routing: RoutingConfig,
+        store: IncidentStore,
+        target: Target | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.routing = routing
+        self.store = store
+        self.target = target
+        self.clock = clock
+
+    # ---- alerts from the core --------------------------------------------------------------------
+
+    def on_alert(self, event: AlertEvent) -> Decision:
+        if event.escalation is not None and event.escalation.step >= 1:
+            return Decision()  # one of our own steps, on its way to a channel
+        kind = event.notification_type.upper()
+        if kind == "PROBLEM":
+            return self._open(event)
+        if kind in CLOSING_TYPES:
+            self._close(event.incident_key, CLOSING_TYPES[kind], f"{kind.lower()} from the core")
+        return Decision()
+
+    def _open(self, event: AlertEvent) -> Decision:
+        policy = self.routing.policy_for(event)
+        if policy is None:
+            if event.escalation is not None and event.escalation.policy:
+                log.warning("escalator.unknown_policy", policy=event.escalation.policy, key=event.incident_key)
+            return Decision()
+        name = self.routing.policy_name(policy)
+        now = self.clock()
+        # From when the core saw it, not when we did: after an outage of the escalator the steps keep
+        # their times. A producer clock ahead of ours must not push the steps later.
+        opened_at = min(event.created_at, now)
+        due = schedule.first_due(policy, opened_at)
+        incident, new = self.store.open(event.incident_key, name, due, opened_at, event.model_dump_json(by_alias=True))
+        if not new:
+            return Decision()
+        metrics.INCIDENTS_OPENED.labels(name).inc()
+        log.info("escalator.opened", incident=incident.id, key=incident.key, policy=name, step_due=due.isoformat())
+        timer = EscalationTimer(incident_id=incident.id, key=incident.key, step=1, due_at=due)
+        return Decision([timers.schedule(timer, (due - now).total_seconds())])
+
+    def _close(self, key: str, cause: str, why: str) -> None:
+        incident = self.store.open_for(key)
+        if incident is not None and self.store.close(incident.id, why, self.clock()):
+            metrics.INCIDENTS_CLOSED.labels(cause).inc()
+            log.info("escalator.closed", incident=incident.id, key=key, reason=why)
+
+    # ---- acknowledgements clicked in chat --------------------------------------------------------
+
+    def on_ack(self, ack: AckMessage) -> Decision:
+        key = ack.host_id if ack.service_id is None else f"{ack.host_id}/{ack.service_id}"
+        self._close(key, "chat-ack", f"acknowledged in {ack.source} by {ack.chat_user}")
+        return Decision()
+
+    # ---- timers ----------------------------------------------------------------------------------
+
+    def on_timer(self, timer: EscalationTimer) -> Decision:
+        incident = self.store.get(timer.incident_id)
+        if incident is None or not incident.is_open:
+            return Decision()  # acknowledged or recovered meanwhile: the timer just ends
+        if incident.next_step > timer.step and not self.store.step_unsent(incident.id, timer.step):
+            return Decision()  # a duplicate of a timer whose step went out already
+        remaining = (timer.due_at - self.clock()).total_seconds()
+        if timers.next_hop(remaining) is not None:
+            return Decision([timers.schedule(timer, remaining)])
+        return self.fire(incident, timer.step, timer.due_at)
+
+    def on_overdue(self, incident: Incident) -> Decision:
+        """A step long past due with no timer seen (a timer lost with a broker's data): fire it now."""
+        assert incident.due_at is not None
+        log.warning("escalator.overdue", incident=incident.id, key=incident.key, step=incident.next_step)
+        return self.fire(incident, incident.next_step, incident.due_at)
+
+    def fire(self, incident: Incident, step: int, due: datetime) -> Decision:
+        policy = self.routing.policies.get(incident.policy)
+        if policy is None:
+            self._close(incident.key, "policy-gone", f"policy {incident.policy!r} is no longer in the routing file")
+            return Decision()
+        if self.target is not None and self.target.still_unacknowledged_problem(*_host_service(incident)) is False:
+            # None (cannot tell) escalates: a missed page is worse than an extra one.
+            self._close(incident.key, "target", f"{self.target.name} reports no unacknowledged problem")
+            return Decision()
+        now = self.clock()
+        following = schedule.next_due(policy, step, due)
+        if not self.store.record_step(incident.id, step, following, now) and not self.store.step_unsent(
+            incident.id, step
+        ):
+            return Decision()  # closed, or sent, since we looked
+        problem = parse_alert(incident.event.encode())
+        notices = step_notices(self.routing, incident, problem, step, now)
+        publish = [
+            Outgoing(
+                names.EVENTS_EXCHANGE,
+                names.notify_key(notice.channel),
+                notice.to_json(),
+                json_properties(notice.event_id, type_="alertq.alert/1"),
+            )
+            for notice in notices
+        ]
+        if following is not None:
+            timer = EscalationTimer(incident_id=incident.id, key=incident.key, step=step + 1, due_at=following)
+            publish.append(timers.schedule(timer, (following - now).total_seconds()))
+
+        def sent() -> None:
+            self.store.mark_sent(incident.id, step, self.clock())
+            lateness = (now - due).total_seconds()
+            metrics.STEPS_SENT.labels(incident.policy).inc()
+            metrics.STEP_LATENESS.observe(max(lateness, 0.0))
+            for notice in notices:
+                metrics.NOTICES_SENT.labels(notice.channel).inc()
+            log.info(
+                "escalator.step_sent",
+                incident=incident.id,
+                key=incident.key,
+                step=step,
+                notifications=len(notices),
+                lateness=round(lateness, 3),
+                next_due=following.isoformat() if following else None,
+            )
+
+        return Decision(publish, sent)
+
+
+def _host_service(incident: Incident) -> tuple[str, str | None]:
+    host, _, service = incident.key.partition("/")
+    return host, service or None
