@@ -156,6 +156,38 @@ def icinga2_core() -> Iterator[Icinga2Core]:
         core.cleanup()
 
 
+# The PostgreSQL the state-store tests use (one throwaway schema per test); CI and this machine run one.
+POSTGRES_DSN = os.environ.get("ALERTQ_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_answers() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh escalator state store: SQLite in tmp_path, or a PostgreSQL schema of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/alertq.db"
+        return
+    require(_postgres_answers(), f"no PostgreSQL answers at {POSTGRES_DSN} (set ALERTQ_TEST_POSTGRES)")
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    schema = f"alertq_test_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES_DSN}?schema={schema}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as db:
+        db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run an alertq command as the core or an operator would, capturing its output."""
     kwargs.setdefault("timeout", 60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,37 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require
 from workers.escalator.store import IncidentStore, SqliteIncidentStore, open_store
 
-POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKERS = 8
-
-
-def _postgres_answers() -> bool:
-    try:
-        import psycopg
-
-        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
-    except Exception:
-        return False
-    return True
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/alertq.db"
-        return
-    require(_postgres_answers(), f"no PostgreSQL answers at {POSTGRES_DSN}")
-    import psycopg
-    from psycopg import sql
-
-    schema = f"alertq_test_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_DSN}?schema={schema}"
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as db:
-        db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture
@@ -192,3 +164,30 @@ def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_store("mysql://root@localhost/x")
     with pytest.raises(ValueError, match="no host"):
         open_store("sqlite://host/x.db")
+
+
+def test_a_claimed_step_stays_unsent_until_marked_so_a_crash_in_between_is_sent_again(store: IncidentStore) -> None:
+    incident, _ = store.open("web01", "p", NOW, NOW, event='{"kept": "as given"}')
+    stored = store.get(incident.id)
+    assert stored is not None and stored.event == '{"kept": "as given"}'
+    assert store.record_step(incident.id, 1, NOW + timedelta(minutes=5), NOW)
+    assert store.step_unsent(incident.id, 1), "claimed, not yet confirmed by the broker"
+    store.mark_sent(incident.id, 1, NOW)
+    assert not store.step_unsent(incident.id, 1)
+    assert not store.step_unsent(incident.id, 2), "never claimed"
+    assert store.fired_at(incident.id) == {1: NOW}
+
+    assert store.record_step(incident.id, 2, None, NOW + timedelta(minutes=5))
+    store.close(incident.id, "acknowledged", NOW + timedelta(minutes=6))
+    assert not store.step_unsent(incident.id, 2), "an acknowledged incident sends nothing more"
+
+
+def test_overdue_lists_open_incidents_past_due(store: IncidentStore) -> None:
+    late, _ = store.open("late", "p", NOW - timedelta(minutes=10), NOW - timedelta(minutes=15))
+    store.open("soon", "p", NOW + timedelta(minutes=1), NOW)
+    store.open("finished", "p", None, NOW)
+    closed, _ = store.open("closed", "p", NOW - timedelta(minutes=10), NOW - timedelta(minutes=15))
+    store.close(closed.id, "recovered", NOW)
+    assert [i.key for i in store.overdue(NOW - timedelta(minutes=1))] == ["late"]
+    assert store.overdue(NOW - timedelta(minutes=11)) == []
+    assert late.id in [i.id for i in store.overdue(NOW)]
