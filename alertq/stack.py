@@ -1,6 +1,6 @@
 """What `alertq up` runs: the whole pipeline on one machine, one child process per part.
 
-Each later part adds its entry here (workers per channel, sink, ack listener, escalator).
+Relay, a worker per channel, the preview sink, the ack listener and forwarder, the escalator.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def processes(settings: Settings) -> list[Process]:
     if any(sink_env(settings, name) for name in settings.channels.enabled_names()):
         parts.append(Process("sink", ["alertq", "sink"]))
     parts += ack_parts(settings)
+    parts += escalator_parts(settings)
     return [route_to_sink(settings, part) for part in parts]
 
 
@@ -97,3 +98,13 @@ def ack_parts(settings: Settings) -> list[Process]:
     else:
         log.info("up.skipped", part="ack-forwarder", reason=reason)
     return parts
+
+
+def escalator_parts(settings: Settings) -> list[Process]:
+    """The escalator once a routing file names contacts and policies; without one it has nothing to do."""
+    if settings.routing_file is None:
+        import structlog
+
+        structlog.get_logger("alertq.up").info("up.skipped", part="escalator", reason="routing_file is not set")
+        return []
+    return [Process("escalator", ["alertq", "escalator"])]

@@ -8,142 +8,18 @@ core's own ACKNOWLEDGEMENT notification → alertq again → a second post at th
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from schemas.settings import Settings
-from tests.support.ack_processes import SIGNING_SECRET, SLACK_SECRET
 from tests.support.nagios import NagiosCore
 from tests.support.nagios_config import SLACK
-from tests.support.nagios_status import Status
-from tests.support.rabbit import free_port
+from tests.support.up_stack import acknowledged, alertq_up, has_ack_button, text
 
 pytestmark = pytest.mark.nagios
-
-WAIT = 90.0  # seconds; generous, the machine is shared
-
-
-@dataclass
-class Stack:
-    sink: str
-    listener: str
-    log: Path
-
-    def messages(self) -> list[dict[str, Any]]:
-        answer = requests.get(f"{self.sink}/api/messages", timeout=10)
-        answer.raise_for_status()
-        found: list[dict[str, Any]] = answer.json()
-        return sorted(found, key=lambda m: int(m["id"]))
-
-    def wait_for_message(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            match = next((m for m in self.messages() if predicate(m)), None)
-            if match is not None:
-                return match
-            time.sleep(0.2)
-        shown = [m["rendered"]["title"] or m["rendered"]["text"][:80] for m in self.messages()]
-        raise AssertionError(f"no {what} at the sink after {WAIT:.0f} s; it has {shown}\n{self.log_tail()}")
-
-    def click(self, message: dict[str, Any], user_name: str) -> dict[str, Any]:
-        [button] = [b for b in message["rendered"]["buttons"] if b["interactive"] and "Acknowledge" in b["label"]]
-        answer = requests.post(
-            f"{self.sink}/api/messages/{message['id']}/actions/{button['key']}",
-            json={"user_name": user_name},
-            timeout=30,
-        )
-        assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{self.log_tail()}"
-        result: dict[str, Any] = answer.json()
-        return result
-
-    def log_tail(self) -> str:
-        return "--- alertq up log tail ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-
-
-@contextmanager
-def alertq_up(alertq_env: dict[str, str], core: NagiosCore, channel: str, log: Path) -> Iterator[Stack]:
-    """`alertq up` with only `channel` enabled (two_way), delivering to the sink, the listener's clicks
-    forwarded into `core`'s command file, and the relay reading the spool the core's commands write."""
-    sink_port, listener_port = free_port(), free_port()
-    listener = f"http://127.0.0.1:{listener_port}"
-    prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
-    env = {
-        **alertq_env,
-        "ALERTQ_SPOOL__DIR": str(core.spool_dir),
-        "ALERTQ_SINK__HTTP_PORT": str(sink_port),
-        "ALERTQ_SINK__SMTP_PORT": str(free_port()),
-        "ALERTQ_SINK__SLACK_ACTIONS_URL": f"{listener}/slack/actions",
-        "ALERTQ_SINK__SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "ALERTQ_ACK__SIGNING_SECRET": SIGNING_SECRET,
-        "ALERTQ_ACK_LISTENER__PORT": str(listener_port),
-        "ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "ALERTQ_ACK_TARGET__KIND": "nagios",
-        "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file),
-        f"{prefix}TWO_WAY": "true",
-    }
-    if channel == "mattermost":
-        env[f"{prefix}ACK_URL"] = f"{listener}/mattermost/actions"
-    for other in ("mattermost", "slack", "email", "webhook"):
-        if other != channel:
-            env[f"ALERTQ_CHANNELS__{other.upper()}__ENABLED"] = "false"
-    with log.open("w") as out:
-        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    stack = Stack(f"http://127.0.0.1:{sink_port}", listener, log)
-    try:
-        _wait_healthy([f"{stack.sink}/healthz", f"{listener}/healthz"], up, stack)
-        yield stack
-    finally:
-        up.terminate()
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait(10)
-
-
-def _wait_healthy(urls: list[str], up: subprocess.Popen[str], stack: Stack) -> None:
-    deadline = time.monotonic() + WAIT
-    pending = list(urls)
-    while pending and time.monotonic() < deadline:
-        if up.poll() is not None:
-            raise AssertionError(f"alertq up exited {up.returncode}\n{stack.log_tail()}")
-        try:
-            if requests.get(pending[0], timeout=2).status_code == 200:
-                pending.pop(0)
-                continue
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    assert not pending, f"not healthy: {pending}\n{stack.log_tail()}"
-
-
-def _acknowledged(core: NagiosCore, host: str, service: str | None) -> Status:
-    def check() -> Status | None:
-        status = core.status()
-        block = status.service(host, service) if service else status.host(host)
-        return status if block["problem_has_been_acknowledged"] == "1" else None
-
-    result: Status = core.wait_for(check, WAIT, "status.dat to show the acknowledgement")
-    return result
-
-
-def _text(message: dict[str, Any]) -> str:
-    """Everything a reader sees in a post (title, text, fields), to look for names and types in."""
-    return json.dumps(message["rendered"]) + json.dumps(message["payload"])
-
-
-def _has_ack_button(message: dict[str, Any]) -> bool:
-    return any(b["interactive"] and "Acknowledge" in b["label"] for b in message["rendered"]["buttons"])
 
 
 def test_mattermost_click_at_the_sink_acknowledges_in_nagios_and_the_ack_notification_comes_back(
@@ -154,26 +30,26 @@ def test_mattermost_click_at_the_sink_acknowledges_in_nagios_and_the_ack_notific
     with alertq_up(alertq_env, core, "mattermost", tmp_path / "up.log") as stack:
         core.set_service_state(host, service, "CRITICAL", "DISK CRITICAL - free space: / 120 MB (1%)")
         problem = stack.wait_for_message(
-            lambda m: m["channel"] == "mattermost" and service in _text(m) and _has_ack_button(m),
+            lambda m: m["channel"] == "mattermost" and service in text(m) and has_ack_button(m),
             "Mattermost post with an Acknowledge button",
         )
-        assert "CRITICAL" in _text(problem)
+        assert "CRITICAL" in text(problem)
 
         clicked = stack.click(problem, "jdoe")
         assert clicked["status"] == 200
 
-        status = _acknowledged(core, host, service)
+        status = acknowledged(core, host, service)
         [comment] = status.comments(host, service)
         assert (comment["entry_type"], comment["author"]) == ("4", "jdoe")
         assert any(f"ACKNOWLEDGE_SVC_PROBLEM;{host};{service};2;1;1;jdoe;" in line for line in core.log_lines())
 
         ack = stack.wait_for_message(
-            lambda m: m["id"] != problem["id"] and "ACKNOWLEDGEMENT" in _text(m).upper(),
+            lambda m: m["id"] != problem["id"] and "ACKNOWLEDGEMENT" in text(m).upper(),
             "ACKNOWLEDGEMENT post",
         )
         assert ack["channel"] == "mattermost"
-        assert "jdoe" in _text(ack) and service in _text(ack)
-        assert not _has_ack_button(ack)  # nothing left to acknowledge
+        assert "jdoe" in text(ack) and service in text(ack)
+        assert not has_ack_button(ack)  # nothing left to acknowledge
         # The core's own record: it sent the ACKNOWLEDGEMENT notification through alertq.
         assert any(n[3] == "ACKNOWLEDGEMENT (CRITICAL)" for n in core.notifications("SERVICE")), core.log_lines()[-10:]
 
@@ -193,21 +69,21 @@ def test_slack_click_signed_by_the_sink_acknowledges_in_nagios_and_the_ack_notif
     with alertq_up(alertq_env, core, "slack", tmp_path / "up.log") as stack:
         core.set_service_state(host, service, "CRITICAL", "PGSQL CRITICAL - connection refused")
         problem = stack.wait_for_message(
-            lambda m: m["channel"] == "slack" and service in _text(m) and _has_ack_button(m),
+            lambda m: m["channel"] == "slack" and service in text(m) and has_ack_button(m),
             "Slack post with an Acknowledge button",
         )
         clicked = stack.click(problem, "asmith")
         assert clicked["status"] == 200
 
-        status = _acknowledged(core, host, service)
+        status = acknowledged(core, host, service)
         [comment] = status.comments(host, service)
         assert (comment["entry_type"], comment["author"]) == ("4", "asmith")
 
         ack = stack.wait_for_message(
-            lambda m: m["id"] != problem["id"] and m["channel"] == "slack" and "ACKNOWLEDGEMENT" in _text(m).upper(),
+            lambda m: m["id"] != problem["id"] and m["channel"] == "slack" and "ACKNOWLEDGEMENT" in text(m).upper(),
             "ACKNOWLEDGEMENT post",
         )
-        assert "asmith" in _text(ack) and service in _text(ack)
+        assert "asmith" in text(ack) and service in text(ack)
         assert any(n[3] == "ACKNOWLEDGEMENT (CRITICAL)" for n in core.notifications("SERVICE"))
 
 
@@ -219,18 +95,18 @@ def test_host_down_click_acknowledges_the_host_problem_and_the_ack_notification_
     with alertq_up(alertq_env, core, "mattermost", tmp_path / "up.log") as stack:
         core.set_host_state(host, "DOWN", "CRITICAL - 10.0.0.1: rta nan, lost 100%")
         problem = stack.wait_for_message(
-            lambda m: host in _text(m) and "DOWN" in _text(m) and _has_ack_button(m),
+            lambda m: host in text(m) and "DOWN" in text(m) and has_ack_button(m),
             "host DOWN post with an Acknowledge button",
         )
         stack.click(problem, "oncall-bob")
 
-        status = _acknowledged(core, host, None)
+        status = acknowledged(core, host, None)
         [comment] = status.comments(host, None)
         assert (comment["entry_type"], comment["author"]) == ("4", "oncall-bob")
         assert any(f"ACKNOWLEDGE_HOST_PROBLEM;{host};2;1;1;oncall-bob;" in line for line in core.log_lines())
 
         ack = stack.wait_for_message(
-            lambda m: m["id"] != problem["id"] and "ACKNOWLEDGEMENT" in _text(m).upper(), "ACKNOWLEDGEMENT post"
+            lambda m: m["id"] != problem["id"] and "ACKNOWLEDGEMENT" in text(m).upper(), "ACKNOWLEDGEMENT post"
         )
-        assert "oncall-bob" in _text(ack) and host in _text(ack)
+        assert "oncall-bob" in text(ack) and host in text(ack)
         assert any(n[2] == "ACKNOWLEDGEMENT (DOWN)" for n in core.notifications("HOST"))

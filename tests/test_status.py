@@ -26,10 +26,10 @@ def test_all_quiet_is_ok(declared, alertq_env):
 
     assert table.returncode == 0, table.stdout + table.stderr
     assert "alertq.notify.slack" in table.stdout and "status: OK" in table.stdout
-    assert "open incidents: n/a (escalator not installed)" in table.stdout.splitlines()
+    assert "open incidents: n/a (no routing_file: escalation is off)" in table.stdout.splitlines()
     assert as_json["status"] == "OK" and as_json["dead_letters"]["total"] == 0
     assert {q["channel"] for q in as_json["queues"] if q["channel"]} == set(declared.channels.enabled_names())
-    assert as_json["open_incidents"] is None  # the escalator's hook, not built yet
+    assert as_json["open_incidents"] is None and as_json["incidents"] is None  # escalation is off
     assert nagios.returncode == 0
     assert NAGIOS_LINE.match(nagios.stdout.strip()), nagios.stdout
     assert "open_incidents" not in nagios.stdout  # no made-up zero in the perfdata

@@ -12,7 +12,7 @@ from pathlib import Path
 from pika.adapters.blocking_connection import BlockingConnection
 from pika.exceptions import ChannelClosedByBroker
 
-from alertq.health.incidents import open_incidents
+from alertq.health.incidents import IncidentsUnavailable, OpenIncident, open_incidents
 from broker import names
 from broker.connection import connect, describe_error
 from broker.dlq.actions import Collect
@@ -41,13 +41,21 @@ class Facts:
     dead_by_reason_sampled: int = 0
     spool_backlog: int = 0
     spool_oldest_age: float | None = None
-    open_incidents: int | None = None
+    incidents: list[OpenIncident] | None = None  # None: escalation not configured
+    incidents_error: str | None = None
+
+    @property
+    def open_incidents(self) -> int | None:
+        return None if self.incidents is None else len(self.incidents)
 
 
 def gather(settings: Settings, reasons: bool = True) -> Facts:
     facts = Facts()
     facts.spool_backlog, facts.spool_oldest_age = spool_backlog(str(settings.spool.dir))
-    facts.open_incidents = open_incidents(settings)
+    try:
+        facts.incidents = open_incidents(settings)
+    except IncidentsUnavailable as exc:
+        facts.incidents_error = str(exc)
     watched: list[tuple[str, str | None]] = [(names.notify_queue(c), c) for c in settings.channels.enabled_names()]
     watched += [(names.ESCALATOR_QUEUE, None), (names.ACKS_QUEUE, None), (names.DEAD_QUEUE, None)]
     try:

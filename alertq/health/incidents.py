@@ -1,16 +1,71 @@
-"""Open incidents, for `alertq status`: the hook the escalator fills in.
+"""Open incidents, for `alertq status`: read from the escalator's state store.
 
-The escalator (DESIGN.md section 7) owns the incident store. Until it exists this answers None,
-which status shows as "n/a (escalator not installed)" (null in --json, no perfdata) and never
-counts as a problem. The escalator's engineer: return the number of open (unacknowledged problem)
-incidents from the state store named in the settings.
+None when escalation is not configured (no `routing_file`): status shows "n/a (no routing_file)" and
+no perfdata, never a made-up zero. A SQLite store that does not exist yet holds no incident; status
+does not create it.
 """
 
 from __future__ import annotations
 
-from schemas.settings import Settings
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from schemas.settings import Settings, mask_url
 
 
-def open_incidents(settings: Settings) -> int | None:
-    del settings
-    return None
+@dataclass(frozen=True)
+class OpenIncident:
+    id: int
+    name: str  # host[/service] as people know them (display names from the PROBLEM that opened it)
+    policy: str
+    opened_at: datetime
+    next_step: int | None  # None: every step sent, waiting for an acknowledgement or recovery
+    due_at: datetime | None
+
+
+class IncidentsUnavailable(Exception):
+    """The store named by `state_store` cannot be read; the message is one line without secrets."""
+
+
+def open_incidents(settings: Settings) -> list[OpenIncident] | None:
+    if settings.routing_file is None:
+        return None
+    parts = urlsplit(settings.state_store)
+    if parts.scheme == "sqlite" and not Path(parts.path[1:]).exists():
+        return []
+    from workers.escalator.store import open_store
+
+    try:
+        store = open_store(settings.state_store)
+        try:
+            rows = store.list_open()
+        finally:
+            store.close_store()
+    except Exception as exc:  # sqlite3 / psycopg errors: say which store, never its password
+        raise IncidentsUnavailable(
+            f"state_store {mask_url(settings.state_store)}: {' '.join(str(exc).split())}"
+        ) from None
+    return [
+        OpenIncident(
+            row.id,
+            _name(row.event, row.key),
+            row.policy,
+            row.opened_at,
+            row.next_step if row.due_at is not None else None,
+            row.due_at,
+        )
+        for row in rows
+    ]
+
+
+def _name(event: str, key: str) -> str:
+    try:
+        data = json.loads(event)
+        host = data["host"]["display_name"] or data["host"]["name"]
+        service = data.get("service")
+        return f"{host}/{service['display_name'] or service['name']}" if service else str(host)
+    except (ValueError, KeyError, TypeError):
+        return key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from alertq.health.facts import Facts
@@ -26,6 +27,20 @@ def as_dict(facts: Facts, verdict: Verdict) -> dict[str, Any]:
         },
         "spool": {"backlog": facts.spool_backlog, "oldest_age_seconds": facts.spool_oldest_age},
         "open_incidents": facts.open_incidents,
+        "incidents": None
+        if facts.incidents is None
+        else [
+            {
+                "id": i.id,
+                "name": i.name,
+                "policy": i.policy,
+                "opened_at": i.opened_at.isoformat(),
+                "next_step": i.next_step,
+                "next_step_due_at": i.due_at.isoformat() if i.due_at else None,
+            }
+            for i in facts.incidents
+        ],
+        "incidents_error": facts.incidents_error,
     }
 
 
@@ -46,11 +61,51 @@ def as_table(facts: Facts, verdict: Verdict) -> str:
         parts.append(f"dead letters: {facts.dead_letters}")
     age = f", oldest {facts.spool_oldest_age:.0f}s" if facts.spool_oldest_age is not None else ""
     parts.append(f"spool backlog: {facts.spool_backlog}{age}")
-    incidents = "n/a (escalator not installed)" if facts.open_incidents is None else str(facts.open_incidents)
-    parts.append(f"open incidents: {incidents}")
+    parts += incident_lines(facts)
     parts.append(f"status: {verdict.level.name}")
     parts += [f"  {level.name}: {text}" for level, text in verdict.problems]
     return "\n".join(parts)
+
+
+INCIDENT_ROWS = 20
+
+
+def incident_lines(facts: Facts) -> list[str]:
+    if facts.incidents_error:
+        return [f"open incidents: unknown ({facts.incidents_error})"]
+    if facts.incidents is None:
+        return ["open incidents: n/a (no routing_file: escalation is off)"]
+    lines = [f"open incidents: {len(facts.incidents)}"]
+    if facts.incidents:
+        now = datetime.now(UTC)
+        rows = [
+            [i.id, i.name, i.policy, _ago(now, i.opened_at), *_next(now, i.next_step, i.due_at)]
+            for i in facts.incidents[:INCIDENT_ROWS]
+        ]
+        lines.append(render_table(["INCIDENT", "HOST/SERVICE", "POLICY", "OPENED", "NEXT STEP", "DUE"], rows))
+        if len(facts.incidents) > INCIDENT_ROWS:
+            lines.append(f"… and {len(facts.incidents) - INCIDENT_ROWS} more (alertq status --json lists all)")
+    return lines
+
+
+def _ago(now: datetime, moment: datetime) -> str:
+    return f"{_duration((now - moment).total_seconds())} ago"
+
+
+def _next(now: datetime, step: int | None, due: datetime | None) -> list[str]:
+    if step is None or due is None:
+        return ["none left", "until ack or recovery"]
+    seconds = (due - now).total_seconds()
+    return [str(step), f"in {_duration(seconds)}" if seconds >= 0 else f"overdue {_duration(-seconds)}"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def as_nagios(facts: Facts, verdict: Verdict) -> str:

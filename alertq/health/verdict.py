@@ -3,16 +3,19 @@
 
 - CRITICAL: broker unreachable; a channel queue missing (topology not declared); a channel queue
   holding messages with no consumer (nobody delivers them); the spool's oldest event older than
-  `spool_max_age` (the relay is not publishing).
-- WARNING: dead letters present (someone should look: `alertq dlq list`).
+  `spool_max_age` (the relay is not publishing); with escalation configured, messages in
+  alertq.escalator with no escalator, or an escalation step long past due (nobody sends it).
+- WARNING: dead letters present (someone should look: `alertq dlq list`); the state store unreadable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import IntEnum
 
 from alertq.health.facts import Facts
+from broker import names
 
 
 class Level(IntEnum):
@@ -32,7 +35,8 @@ class Verdict:
         self.level = max(self.level, level)
 
 
-def judge(facts: Facts, spool_max_age: float) -> Verdict:
+def judge(facts: Facts, spool_max_age: float, overdue_after: float = 120.0) -> Verdict:
+    """`overdue_after`: seconds past due before an escalation step counts as not sent."""
     verdict = Verdict()
     if facts.broker_error:
         verdict.add(Level.CRITICAL, f"broker unreachable: {facts.broker_error}")
@@ -50,4 +54,20 @@ def judge(facts: Facts, spool_max_age: float) -> Verdict:
         )
     if facts.dead_letters:
         verdict.add(Level.WARNING, f"{facts.dead_letters} dead letters (alertq dlq list)")
+    if facts.incidents_error:
+        verdict.add(Level.WARNING, f"open incidents unknown: {facts.incidents_error}")
+    if facts.incidents is not None:
+        escalator = next((q for q in facts.queues if q.name == names.ESCALATOR_QUEUE), None)
+        if escalator is not None and escalator.messages and not escalator.consumers:
+            verdict.add(Level.CRITICAL, f"{escalator.messages} messages in {escalator.name} and no escalator")
+        now = datetime.now(UTC)
+        overdue = [
+            i for i in facts.incidents if i.due_at is not None and (now - i.due_at).total_seconds() > overdue_after
+        ]
+        if overdue:
+            late = max((now - i.due_at).total_seconds() for i in overdue if i.due_at is not None)
+            verdict.add(
+                Level.CRITICAL,
+                f"{len(overdue)} escalation steps overdue, up to {late:.0f}s (is `alertq escalator` running?)",
+            )
     return verdict

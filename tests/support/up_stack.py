@@ -1,0 +1,139 @@
+"""`alertq up` with a real Nagios 4 core, as the full-loop tests run it: the stack's sink and ack
+listener, clicks through the sink, and what a reader sees in a post."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.ack_processes import SIGNING_SECRET, SLACK_SECRET
+from tests.support.nagios import NagiosCore
+from tests.support.nagios_status import Status
+from tests.support.rabbit import free_port
+
+WAIT = 90.0  # seconds; generous, the machine is shared
+
+
+@dataclass
+class Stack:
+    sink: str
+    listener: str
+    log: Path
+
+    def messages(self) -> list[dict[str, Any]]:
+        answer = requests.get(f"{self.sink}/api/messages", timeout=10)
+        answer.raise_for_status()
+        found: list[dict[str, Any]] = answer.json()
+        return sorted(found, key=lambda m: int(m["id"]))
+
+    def wait_for_message(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            match = next((m for m in self.messages() if predicate(m)), None)
+            if match is not None:
+                return match
+            time.sleep(0.2)
+        shown = [m["rendered"]["title"] or m["rendered"]["text"][:80] for m in self.messages()]
+        raise AssertionError(f"no {what} at the sink after {WAIT:.0f} s; it has {shown}\n{self.log_tail()}")
+
+    def click(self, message: dict[str, Any], user_name: str) -> dict[str, Any]:
+        [button] = [b for b in message["rendered"]["buttons"] if b["interactive"] and "Acknowledge" in b["label"]]
+        answer = requests.post(
+            f"{self.sink}/api/messages/{message['id']}/actions/{button['key']}",
+            json={"user_name": user_name},
+            timeout=30,
+        )
+        assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{self.log_tail()}"
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def log_tail(self) -> str:
+        return "--- alertq up log tail ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+
+@contextmanager
+def alertq_up(
+    alertq_env: dict[str, str], core: NagiosCore, channel: str, log: Path, **extra_env: str
+) -> Iterator[Stack]:
+    """`alertq up` with only `channel` enabled (two_way), delivering to the sink, the listener's clicks
+    forwarded into `core`'s command file, and the relay reading the spool the core's commands write;
+    `extra_env` adds settings."""
+    sink_port, listener_port = free_port(), free_port()
+    listener = f"http://127.0.0.1:{listener_port}"
+    prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
+    env = {
+        **alertq_env,
+        "ALERTQ_SPOOL__DIR": str(core.spool_dir),
+        "ALERTQ_SINK__HTTP_PORT": str(sink_port),
+        "ALERTQ_SINK__SMTP_PORT": str(free_port()),
+        "ALERTQ_SINK__SLACK_ACTIONS_URL": f"{listener}/slack/actions",
+        "ALERTQ_SINK__SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "ALERTQ_ACK__SIGNING_SECRET": SIGNING_SECRET,
+        "ALERTQ_ACK_LISTENER__PORT": str(listener_port),
+        "ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "ALERTQ_ACK_TARGET__KIND": "nagios",
+        "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file),
+        f"{prefix}TWO_WAY": "true",
+        **extra_env,
+    }
+    if channel == "mattermost":
+        env[f"{prefix}ACK_URL"] = f"{listener}/mattermost/actions"
+    for other in ("mattermost", "slack", "email", "webhook"):
+        if other != channel:
+            env[f"ALERTQ_CHANNELS__{other.upper()}__ENABLED"] = "false"
+    with log.open("w") as out:
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    stack = Stack(f"http://127.0.0.1:{sink_port}", listener, log)
+    try:
+        _wait_healthy([f"{stack.sink}/healthz", f"{listener}/healthz"], up, stack)
+        yield stack
+    finally:
+        up.terminate()
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+
+
+def _wait_healthy(urls: list[str], up: subprocess.Popen[str], stack: Stack) -> None:
+    deadline = time.monotonic() + WAIT
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        if up.poll() is not None:
+            raise AssertionError(f"alertq up exited {up.returncode}\n{stack.log_tail()}")
+        try:
+            if requests.get(pending[0], timeout=2).status_code == 200:
+                pending.pop(0)
+                continue
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    assert not pending, f"not healthy: {pending}\n{stack.log_tail()}"
+
+
+def acknowledged(core: NagiosCore, host: str, service: str | None) -> Status:
+    def check() -> Status | None:
+        status = core.status()
+        block = status.service(host, service) if service else status.host(host)
+        return status if block["problem_has_been_acknowledged"] == "1" else None
+
+    result: Status = core.wait_for(check, WAIT, "status.dat to show the acknowledgement")
+    return result
+
+
+def text(message: dict[str, Any]) -> str:
+    """Everything a reader sees in a post (title, text, fields), to look for names and types in."""
+    return json.dumps(message["rendered"]) + json.dumps(message["payload"])
+
+
+def has_ack_button(message: dict[str, Any]) -> bool:
+    return any(b["interactive"] and "Acknowledge" in b["label"] for b in message["rendered"]["buttons"])
