@@ -3,6 +3,8 @@ by acknowledgements and recoveries, repeats capped, contacts' options and period
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ import pytest
 from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
 from schemas.ack import AckMessage
+from tests.conftest import run
 from tests.support import amqp
 from tests.support.escalation import (
     ROUTING_HEAD,
@@ -225,3 +228,35 @@ channels = ["webhook"]
     seen = wait_steps(hook, 1, timeout=10)
     time.sleep(1.5)
     assert list(by_step(steps_seen(hook))) == [(1, ["alice"])], seen
+
+
+def test_status_lists_open_incidents_with_their_next_step(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    escalator = escalation(TWO_STEPS.replace('after = "2s"', 'after = "1h"', 1))
+    publish(amqp_url, [problem()])
+    escalator.wait_log("escalator.opened", timeout=10)
+    env = {
+        **alertq_env,
+        "ALERTQ_ROUTING_FILE": str(tmp_path / "routing.toml"),
+        "ALERTQ_STATE_STORE": f"sqlite:///{tmp_path}/alertq.db",
+    }
+
+    table = run(["alertq", "status"], env)
+    as_json = json.loads(run(["alertq", "status", "--json"], env).stdout)
+
+    assert as_json["open_incidents"] == 1
+    [incident] = as_json["incidents"]
+    assert (incident["name"], incident["policy"], incident["next_step"]) == ("web01/Disk /", "web", 1)
+    due_in = datetime.fromisoformat(incident["next_step_due_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=59) < due_in <= timedelta(hours=1)
+    assert "open incidents: 1" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if "web01/Disk /" in line)
+    assert re.search(r"\bweb\b.*\b1\b.*in (59|60)m", row), row
+    assert as_json["status"] == "OK", as_json["problems"]
+
+    escalator.kill()  # nobody escalates now: a new problem waits in alertq.escalator
+    publish(amqp_url, [problem(host={"id": "web02", "name": "web02", "display_name": "web02"})])
+    nagios = run(["alertq", "status", "--nagios"], env)
+    assert nagios.returncode == 2 and "no escalator" in nagios.stdout, nagios.stdout
+    assert "open_incidents=1;;;0" in nagios.stdout

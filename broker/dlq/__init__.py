@@ -11,8 +11,8 @@ broker returns every unacked message.
 - `letter`: one dead letter, parsed: reason, channel, times, event fields (alertq's headers or the
   broker's own `x-death` when a quorum queue's delivery limit dead-lettered it).
 - `filters`: what the operator asked for (channel, reason, host, …, age).
-- `scan`: the pass itself, on a pika SelectConnection (pipelined confirms need an async channel).
-- `pipeline`: confirmed publishing with a window of unconfirmed messages.
+- `scan`: the pass itself, on a pika SelectConnection (pipelined confirms, `broker.pipeline`, need an
+  async channel).
 - `replay`: where a dead letter goes back to and with which headers.
 - `archive`: the JSON-lines file of `export` and `import`.
 - `actions`: what a pass does with each match.

@@ -14,9 +14,9 @@ from typing import IO, Any
 
 from broker.dlq import archive
 from broker.dlq.letter import DeadLetter
-from broker.dlq.pipeline import Outcome
 from broker.dlq.replay import NotReplayable, Target, replay_properties, target
 from broker.dlq.scan import Context
+from broker.pipeline import Outcome
 
 
 class Collect:

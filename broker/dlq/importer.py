@@ -16,7 +16,7 @@ from pika.channel import Channel
 from broker import names
 from broker.connection import describe_error, parameters
 from broker.dlq.archive import Archived
-from broker.dlq.pipeline import Outcome, PipelinedPublisher
+from broker.pipeline import Outcome, PipelinedPublisher
 from schemas.settings import BrokerSettings
 
 

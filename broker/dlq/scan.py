@@ -44,7 +44,7 @@ from broker import names
 from broker.connection import describe_error, parameters
 from broker.dlq.filters import Filter
 from broker.dlq.letter import DeadLetter
-from broker.dlq.pipeline import PipelinedPublisher
+from broker.pipeline import PipelinedPublisher
 from schemas.settings import BrokerSettings
 
 MAX_PREFETCH = 65535  # basic.qos prefetch-count is a 16-bit field

@@ -53,6 +53,9 @@ class Decisions:
         self.store = store
         self.target = target
         self.clock = clock
+        # Steps whose notifications are on their way to the broker, not yet confirmed: a second timer
+        # for one of them (the sweep's, say) must not find it "claimed but unsent" and send it again.
+        self.sending: set[tuple[int, int]] = set()
 
     # ---- alerts from the core --------------------------------------------------------------------
 
@@ -105,6 +108,8 @@ class Decisions:
         incident = self.store.get(timer.incident_id)
         if incident is None or not incident.is_open:
             return Decision()  # acknowledged or recovered meanwhile: the timer just ends
+        if (incident.id, timer.step) in self.sending:
+            return Decision()
         if incident.next_step > timer.step and not self.store.step_unsent(incident.id, timer.step):
             return Decision()  # a duplicate of a timer whose step went out already
         remaining = (timer.due_at - self.clock()).total_seconds()
@@ -119,6 +124,8 @@ class Decisions:
         return self.fire(incident, incident.next_step, incident.due_at)
 
     def fire(self, incident: Incident, step: int, due: datetime) -> Decision:
+        if (incident.id, step) in self.sending:
+            return Decision()
         policy = self.routing.policies.get(incident.policy)
         if policy is None:
             self._close(incident.key, "policy-gone", f"policy {incident.policy!r} is no longer in the routing file")
@@ -148,7 +155,10 @@ class Decisions:
             timer = EscalationTimer(incident_id=incident.id, key=incident.key, step=step + 1, due_at=following)
             publish.append(timers.schedule(timer, (following - now).total_seconds()))
 
-        def sent() -> None:
+        def settled(confirmed: bool) -> None:
+            self.sending.discard((incident.id, step))
+            if not confirmed:
+                return  # the input goes back to the queue; its redelivery finds the step unsent
             self.store.mark_sent(incident.id, step, self.clock())
             lateness = (now - due).total_seconds()
             metrics.STEPS_SENT.labels(incident.policy).inc()
@@ -165,7 +175,8 @@ class Decisions:
                 next_due=following.isoformat() if following else None,
             )
 
-        return Decision(publish, sent)
+        self.sending.add((incident.id, step))
+        return Decision(publish, settled)
 
 
 def _host_service(incident: Incident) -> tuple[str, str | None]:

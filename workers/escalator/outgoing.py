@@ -18,7 +18,9 @@ class Outgoing:
 
 @dataclass
 class Decision:
-    """Messages to publish for one input, and what to record once the broker has confirmed them all."""
+    """Messages to publish for one input, and what to record once the broker settled them all:
+    `settled(True)` when it confirmed every one, `settled(False)` when it refused one (the input goes
+    back to the queue and the decision is made again)."""
 
     publish: list[Outgoing] = field(default_factory=list)
-    then: Callable[[], None] | None = None
+    settled: Callable[[bool], None] | None = None
