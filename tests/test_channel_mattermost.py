@@ -253,3 +253,14 @@ def test_token_lifetime_follows_ack_token_ttl(httpserver: HTTPServer) -> None:
     notifier(httpserver.url_for(HOOK_PATH), ack=ack, two_way=True, ack_url=ACK_URL).send(event)
     _, tokens = normalise_tokens(sent_payload(httpserver), event, ttl=600)  # checks expiry ≈ now + 600
     assert tokens == 1
+
+
+def test_an_escalation_step_posts_to_the_contacts_own_channel() -> None:
+    from workers.channels.mattermost import build_payload
+
+    settings = Settings().channels.mattermost.model_copy(update={"channel": "ops"})
+    contact = {"name": "alice", "email": None, "pager": None, "address": "@alice"}
+    step = alert_event("PROBLEM", "service", "mattermost", contact=contact)
+    plain = alert_event("PROBLEM", "service", "mattermost")
+    assert build_payload(step, settings, 0)["channel"] == "@alice"
+    assert build_payload(plain, settings, 0)["channel"] == "ops", "no contact address: the configured override"

@@ -216,3 +216,14 @@ def test_invalid_unicode_in_output_still_makes_valid_json(httpserver: HTTPServer
     event = alert_event("PROBLEM", "host", "slack", output="bad \ud800 surrogate")
     notifier(httpserver.url_for(HOOK_PATH), two_way=True).send(event)
     assert "bad \ufffd surrogate" in json.dumps(sent_payload(httpserver), ensure_ascii=False)
+
+
+def test_an_escalation_step_names_the_contacts_channel_for_legacy_webhooks() -> None:
+    from workers.channels.slack import build_payload
+
+    settings = Settings().channels.slack
+    contact = {"name": "alice", "email": None, "pager": None, "address": "#ops-alice"}
+    assert (
+        build_payload(alert_event("PROBLEM", "host", "slack", contact=contact), settings, 0)["channel"] == "#ops-alice"
+    )
+    assert "channel" not in build_payload(alert_event("PROBLEM", "host", "slack"), settings, 0)

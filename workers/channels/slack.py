@@ -131,12 +131,17 @@ def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dic
         blocks.append(_ack_actions(event, settings, now))
     # `text` (what notifications show) is parsed as mrkdwn too: a name must not make a <!channel>.
     fallback = escape(notice.title)
-    return {
+    payload: dict[str, Any] = {
         "text": fallback,
         "blocks": blocks,
         # The colour bar openITCOCKPIT users know; the blocks above carry all the content.
         "attachments": [{"color": notice.color, "fallback": fallback, "text": ""}],
     }
+    if event.contact is not None and event.contact.address:
+        # An escalation step's contact channel. Legacy webhooks post there; a Slack app's webhook is
+        # bound to its own channel and ignores the field.
+        payload["channel"] = event.contact.address
+    return payload
 
 
 def _headline(notice: Notice) -> str:
