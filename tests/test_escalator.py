@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
@@ -260,3 +261,48 @@ def test_status_lists_open_incidents_with_their_next_step(
     nagios = run(["alertq", "status", "--nagios"], env)
     assert nagios.returncode == 2 and "no escalator" in nagios.stdout, nagios.stdout
     assert "open_incidents=1;;;0" in nagios.stdout
+
+
+@pytest.mark.parametrize(
+    ("core_answer", "steps"),
+    [
+        ("acknowledged", []),  # acknowledged in the core's UI, never seen by alertq: no step
+        ("unacknowledged", [1]),
+        ("unreachable", [1]),  # fail open: a missed page is worse than an extra one
+    ],
+)
+def test_with_check_target_the_core_is_asked_before_each_step(
+    escalation: Callable[..., EscalatorProcess],
+    amqp_url: str,
+    hook: Endpoint,
+    httpserver: HTTPServer,
+    core_answer: str,
+    steps: list[int],
+) -> None:
+    from ack_listener.targets.openitcockpit import SERVICES_INDEX
+
+    if core_answer == "unreachable":
+        httpserver.expect_request(SERVICES_INDEX).respond_with_data("maintenance", status=503)
+    else:
+        status = {"currentState": 2, "problemHasBeenAcknowledged": core_answer == "acknowledged"}
+        httpserver.expect_request(
+            SERVICES_INDEX, query_string={"angular": "true", "filter[Services.uuid]": "s-uuid"}
+        ).respond_with_json({"all_services": [{"Servicestatus": status}]})
+    one_step = TWO_STEPS.replace("repeat = 2", "repeat = 0")
+    escalator = escalation(
+        one_step,
+        ALERTQ_ESCALATOR__CHECK_TARGET="true",
+        ALERTQ_ACK_TARGET__KIND="openitcockpit",
+        ALERTQ_ACK_TARGET__URL=httpserver.url_for("").rstrip("/"),
+        ALERTQ_ACK_TARGET__API_KEY="oitc-api-key-secret",
+        ALERTQ_ACK_TARGET__TIMEOUT="2",
+    )
+    publish(amqp_url, [problem()])
+    time.sleep(3.5)  # step 1 was due after 2 s
+    assert [s.step for s in steps_seen(hook)] == steps
+    asked = [request for request, _ in httpserver.log if request.path == SERVICES_INDEX]
+    assert asked and asked[0].headers["Authorization"] == "X-OITC-API oitc-api-key-secret"
+    if core_answer == "acknowledged":
+        [closed] = escalator.events("escalator.closed")
+        assert "no unacknowledged problem" in closed["reason"]
+    assert "oitc-api-key-secret" not in escalator.text()
