@@ -28,7 +28,8 @@ from tests.support.escalation import (
     steps_seen,
     wait_steps,
 )
-from tests.support.workers import Endpoint, WorkerProcess, event, publish, webhook_worker_env
+from tests.support.rabbit import free_port
+from tests.support.workers import Endpoint, WorkerProcess, event, metric, publish, scrape, webhook_worker_env
 
 ON_TIME = 1.5  # seconds: how close to its due time each step must reach the endpoint
 
@@ -86,7 +87,8 @@ def follow_up(sent: dict[str, Any], notification_type: str, **overrides: Any) ->
 def test_an_unacknowledged_problem_escalates_step_by_step_on_time_and_the_repeat_stops_at_its_cap(
     escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint
 ) -> None:
-    escalation(TWO_STEPS)
+    port = free_port()
+    escalation(TWO_STEPS, ALERTQ_ESCALATOR__METRICS_PORT=str(port))
     sent = problem()
     opened = datetime.fromisoformat(sent["created_at"])
     publish(amqp_url, [sent])
@@ -108,6 +110,11 @@ def test_an_unacknowledged_problem_escalates_step_by_step_on_time_and_the_repeat
     assert first["escalation"]["policy"] == "web"
     assert datetime.fromisoformat(first["escalation"]["since"]) == opened.replace(microsecond=opened.microsecond)
     assert first["output"] == sent["output"] and first["notification_type"] == "PROBLEM"
+    assert scrape(port, "/healthz")[0] == 200
+    _, metrics = scrape(port)
+    assert metric(metrics, "alertq_escalation_steps_total", policy="web") == 4
+    assert metric(metrics, "alertq_incidents_opened_total", policy="web") == 1
+    assert metric(metrics, "alertq_escalation_notifications_total", channel="webhook") == 10
 
 
 def publish_ack(url: str, sent: dict[str, Any]) -> None:
@@ -306,3 +313,28 @@ def test_with_check_target_the_core_is_asked_before_each_step(
         [closed] = escalator.events("escalator.closed")
         assert "no unacknowledged problem" in closed["reason"]
     assert "oitc-api-key-secret" not in escalator.text()
+
+
+def test_escalator_refuses_to_start_with_one_clear_line(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    missing = run(["alertq", "escalator"], alertq_env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "Error: routing_file is not set: the escalator needs contacts and policies "
+        "(ALERTQ_ROUTING_FILE=/etc/alertq/routing.toml; example: docs/routing.example.toml)"
+    ]
+
+    broken = routing_file(tmp_path / "routing.toml", TWO_STEPS.replace('after = "2s"', 'after = "2 minutes"', 1))
+    bad = run(["alertq", "escalator"], {**alertq_env, "ALERTQ_ROUTING_FILE": str(broken)})
+    assert bad.returncode == 1
+    [line] = bad.stderr.strip().splitlines()
+    assert re.fullmatch(rf"Error: {broken}:\d+: policies\.web\.steps\[0\]\.after: not a duration .*", line), line
+
+    good = routing_file(tmp_path / "good.toml", TWO_STEPS)
+    store = "postgresql://alertq:pg-secret-pw@127.0.0.1:1/alertq"  # nothing listens on port 1
+    unreachable = run(
+        ["alertq", "escalator"], {**alertq_env, "ALERTQ_ROUTING_FILE": str(good), "ALERTQ_STATE_STORE": store}
+    )
+    assert unreachable.returncode == 1
+    [line] = unreachable.stderr.strip().splitlines()
+    assert line.startswith("Error: state_store postgresql://alertq:***@127.0.0.1:1/alertq: cannot open:"), line
+    assert "pg-secret-pw" not in unreachable.stderr + unreachable.stdout
