@@ -338,3 +338,33 @@ def test_escalator_refuses_to_start_with_one_clear_line(alertq_env: dict[str, st
     [line] = unreachable.stderr.strip().splitlines()
     assert line.startswith("Error: state_store postgresql://alertq:***@127.0.0.1:1/alertq: cannot open:"), line
     assert "pg-secret-pw" not in unreachable.stderr + unreachable.stdout
+
+
+def test_escalation_policy_named_at_enqueue_applies_and_an_unknown_one_is_reported(
+    escalation: Callable[..., EscalatorProcess], amqp_url: str, hook: Endpoint
+) -> None:
+    escalator = escalation(
+        """
+[policies.pager-only]
+
+[[policies.pager-only.steps]]
+after = "1s"
+notify = ["carol"]
+channels = ["webhook"]
+"""
+    )
+    db = {"id": "db01", "name": "db01", "display_name": "db01"}  # matches no glob: only the name counts
+    publish(
+        amqp_url,
+        [
+            event(host=db, escalation={"policy": "pager-only", "step": 0}),
+            event(host={**db, "id": "db02"}, escalation={"policy": "no-such-policy", "step": 0}),
+            event(host={**db, "id": "db03"}),
+        ],
+    )
+    [seen] = wait_steps(hook, 1, timeout=10)
+    assert (seen.key, seen.contact, seen.body["escalation"]["policy"]) == ("db01/s-uuid", "carol", "pager-only")
+    [unknown] = escalator.wait_log("escalator.unknown_policy", timeout=5)
+    assert (unknown["policy"], unknown["key"]) == ("no-such-policy", "db02/s-uuid")
+    time.sleep(1.5)
+    assert len(steps_seen(hook)) == 1 and len(escalator.events("escalator.opened")) == 1
