@@ -15,7 +15,7 @@ Every decision is a `Decision`: what to publish, and what to record once the bro
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -48,11 +48,13 @@ class Decisions:
         store: IncidentStore,
         target: Target | None = None,
         clock: Callable[[], datetime] = utc_now,
+        catch_up_after: float = 60.0,
     ) -> None:
         self.routing = routing
         self.store = store
         self.target = target
         self.clock = clock
+        self.catch_up_after = timedelta(seconds=catch_up_after)
         # Steps whose notifications are on their way to the broker, not yet confirmed: a second timer
         # for one of them (the sweep's, say) must not find it "claimed but unsent" and send it again.
         self.sending: set[tuple[int, int]] = set()
@@ -135,7 +137,10 @@ class Decisions:
             self._close(incident.key, "target", f"{self.target.name} reports no unacknowledged problem")
             return Decision()
         now = self.clock()
-        following = schedule.next_due(policy, step, due)
+        # The next step counts from this one's due time, so small delays never add up; but a step sent
+        # long after it was due (the escalator or broker was down) must not drag the following steps
+        # into the past and send them all at once: they keep their spacing from now.
+        following = schedule.next_due(policy, step, due if now - due <= self.catch_up_after else now)
         if not self.store.record_step(incident.id, step, following, now) and not self.store.step_unsent(
             incident.id, step
         ):

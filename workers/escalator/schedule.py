@@ -2,8 +2,9 @@
 
 Steps are numbered from 1. Step 1 is due `steps[0].after` after the incident opened, each later step
 `after` its own delay past the previous step's due time (not its firing time, so lateness never adds
-up). After the last step, that step repeats `repeat` times: a policy of 2 steps with `repeat = 3` has
-steps 1‥5, where 3, 4 and 5 retell step 2.
+up; decisions.py counts from the firing time only for a step sent long after it was due). After the
+last step, that step repeats `repeat` times: a policy of 2 steps with `repeat = 3` has steps 1 to 5,
+where 3, 4 and 5 retell step 2.
 """
 
 from __future__ import annotations

@@ -39,4 +39,4 @@ def decisions_from(settings: Settings) -> Decisions:
         raise EscalatorSetupError(
             f"state_store {mask_url(settings.state_store)}: cannot open: {' '.join(str(exc).split())}"
         ) from None
-    return Decisions(routing, store, target)
+    return Decisions(routing, store, target, catch_up_after=settings.escalator.sweep_after)
