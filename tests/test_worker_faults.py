@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 
 from broker import names
 from tests.support import amqp
-from tests.support.rabbit import free_port
+from tests.support.rabbit import PrivateNode, free_port
 from tests.support.workers import (
     Endpoint,
     WorkerProcess,
@@ -184,6 +184,52 @@ def test_a_slow_target_does_not_stall_the_others(
         assert rate >= 100
         assert len(slow.hits) >= 4  # the slow lane is served too, at its own pace
         assert parked > 0
+
+
+@pytest.mark.privatebroker
+def test_a_lost_connection_does_not_send_what_it_had_prefetched(
+    private_node: PrivateNode,
+    alertq_env: dict[str, str],
+    hook: Endpoint,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """Messages prefetched on a connection that is lost are redelivered by the broker; a worker that
+    still sent them would deliver each twice. Only what was mid-request at the loss may come twice."""
+    hook.behaviour = sleepy(0.2)  # ~9 s for the prefetched 90: longer than the broker takes to go down
+    env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url, "ALERTQ_BROKER__RECONNECT_MAX_DELAY": "1"}
+    concurrency = 2
+    worker = start_worker(
+        webhook_worker_env(env, hook, ALERTQ_LOG__LEVEL="info"),
+        ALERTQ_WORKER__PREFETCH="100",
+        ALERTQ_WORKER__LANE_CONCURRENCY=str(concurrency),
+        ALERTQ_WORKER__LANE_BACKLOG="100",  # no parking: everything prefetched waits in the lane
+    )
+    count = 100
+    publish(private_node.url, [event() for _ in range(count)])
+    assert hook.wait_for(10, timeout=60) >= 10
+    private_node.stop()
+    private_node.start()
+    assert hook.wait_for(count, timeout=120, distinct=True) == count
+    # Redeliveries come after the first copies: wait until the queue is empty, then let them all show.
+    deadline = time.monotonic() + 120
+    while _depth_or_none(private_node.url) != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hook.wait_quiet()
+    ids = hook.event_ids()
+    duplicates = len(ids) - len(set(ids))
+    skipped = len(worker.events("delivery.skipped"))
+    print(f"\nconnection lost with ~{count - 10} prefetched: {duplicates} duplicates, {skipped} skipped")
+    assert worker.events("worker.broker_unavailable"), "the connection was lost"
+    assert duplicates <= 2 * concurrency  # mid-request, or delivered with the ack not yet out
+    assert amqp.depth(private_node.url, QUEUE) == 0
+
+
+def _depth_or_none(url: str) -> int | None:
+    """The notify queue's ready messages, or None while the broker does not answer."""
+    try:
+        return amqp.depth(url, QUEUE)
+    except Exception:
+        return None
 
 
 def test_sigterm_finishes_what_is_under_way_requeues_the_rest_and_exits_0(

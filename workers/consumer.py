@@ -109,6 +109,12 @@ class Consumer:
     def in_flight(self) -> int:
         return len(self._unsettled)
 
+    def current(self, delivery: Delivery) -> bool:
+        """Whether `delivery` came on the connection that is open now (safe from any thread). One from a
+        lost connection can no longer be acked: the broker redelivers it, so working on it only makes a
+        duplicate."""
+        return delivery.generation == self.generation and self._connection is not None
+
     # ---- the loop ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:

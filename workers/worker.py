@@ -20,6 +20,8 @@ Top-down:
    - `Permanent` → dead letter `permanent` at once (dead_letters.py);
    every publish is confirmed before the input is acked; a refused publish requeues the input;
    a message from `alertq test` (header `alertq-report-to`) gets a receipt of its outcome (receipts.py);
+   a message whose connection was lost before its lane got to it is skipped, not sent: the broker
+   redelivers it on the next connection (sending it would only make a duplicate);
 4. SIGTERM/SIGINT (shutdown.py): stop consuming, requeue what has not started, finish what has
    (up to `worker.shutdown_grace`), exit 0. SIGKILL loses nothing: unacked messages are redelivered.
 
@@ -134,6 +136,11 @@ class Worker:
         headers = dict(delivery.properties.headers or {})
         attempt = retries.attempt_of(headers)
         bound = log.bind(event_id=event.event_id, channel=self.channel, attempt=attempt, target=target)
+        if not self.consumer.current(delivery):
+            # Its connection is gone, so its outcome could not be acked: sending it now would only
+            # add a duplicate of the redelivery the broker makes anyway.
+            bound.info("delivery.skipped", reason="connection lost; the broker redelivers it")
+            return
         if names.HEADER_REPLAY_COUNT in headers:  # a replayed dead letter: say so on every line
             bound = bound.bind(replay_count=headers[names.HEADER_REPLAY_COUNT])
         try:

@@ -128,6 +128,17 @@ class Endpoint:
                 return seen
             time.sleep(0.05)
 
+    def wait_quiet(self, quiet: float = 1.5, timeout: float = 60.0) -> int:
+        """Wait until no request came for `quiet` seconds (late redeliveries have shown); returns the count."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                last = self.hits[-1].at if self.hits else 0.0
+            if time.monotonic() - last >= quiet:
+                break
+            time.sleep(0.1)
+        return len(self.event_ids())
+
 
 def endpoint(behaviour: Behaviour = ok) -> Iterator[Endpoint]:
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
