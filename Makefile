@@ -39,7 +39,7 @@ typecheck: install
 	$(BIN)/mypy .
 
 test: lint typecheck broker
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not perf" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load -m "not perf" $(PYTEST_ARGS)
 
 bench: install broker
 	$(BIN)/pytest tests/perf -m perf -p no:xdist -s $(PYTEST_ARGS)
