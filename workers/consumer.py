@@ -222,32 +222,60 @@ class Consumer:
         with self._outcomes_lock:
             batch = list(self._outcomes)
             self._outcomes.clear()
-        for delivery, settlement in batch:
-            self.settle(delivery, settlement)
+        if batch:
+            self._settle_all(batch)
 
     def settle(self, delivery: Delivery, settlement: Settlement) -> None:
         """On the connection's thread: publish (confirmed) if needed, then ack; requeue on refusal."""
-        if delivery.generation != self.generation or delivery.tag not in self._unsettled:
-            return
-        assert self._consume is not None and self._publisher is not None
-        acked = False
-        if settlement.requeue:
-            self._consume.basic_nack(delivery.tag, requeue=True)
-        else:
-            try:
-                if settlement.publication is not None:
-                    self._publish(delivery, settlement.publication)
-            except PublishError as exc:
-                log.error("worker.publish_refused", **delivery.log_fields(), error=str(exc), requeued=True)
-                if settlement.publication is not None and settlement.publication.delay is not None:
-                    self._delays.discard(settlement.publication.delay)  # declare it again next time
+        self._settle_all([(delivery, settlement)])
+
+    def _settle_all(self, batch: list[tuple[Delivery, Settlement]]) -> None:
+        """Settle in order; the acks go out together at the end (see `_ack`), then `on_settled` runs."""
+        assert self._consume is not None
+        acks: list[int] = []
+        settled: list[tuple[Callable[[bool], None], bool]] = []
+        for delivery, settlement in batch:
+            if delivery.generation != self.generation or delivery.tag not in self._unsettled:
+                continue
+            acked = False
+            if settlement.requeue:
                 self._consume.basic_nack(delivery.tag, requeue=True)
             else:
-                self._consume.basic_ack(delivery.tag)
-                acked = True
-        del self._unsettled[delivery.tag]
-        if settlement.on_settled is not None:
-            settlement.on_settled(acked)
+                try:
+                    if settlement.publication is not None:
+                        self._publish(delivery, settlement.publication)
+                except PublishError as exc:
+                    log.error("worker.publish_refused", **delivery.log_fields(), error=str(exc), requeued=True)
+                    if settlement.publication is not None and settlement.publication.delay is not None:
+                        self._delays.discard(settlement.publication.delay)  # declare it again next time
+                    self._consume.basic_nack(delivery.tag, requeue=True)
+                else:
+                    acks.append(delivery.tag)
+                    acked = True
+            del self._unsettled[delivery.tag]
+            if settlement.on_settled is not None:
+                settled.append((settlement.on_settled, acked))
+        self._ack(acks)
+        for on_settled, acked in settled:
+            on_settled(acked)
+
+    def _ack(self, tags: list[int]) -> None:
+        """Ack `tags` (settled, their publications confirmed) with as few frames as is safe.
+
+        `multiple=True` acks every unacked tag up to the one given. Tags rise in delivery order and
+        `_unsettled` keeps that order, so every tag below the lowest one still unsettled is settled:
+        those go in one frame. A tag above it (a message that overtook a slower one) is acked on its
+        own at once, never held back: a slow target must not keep the prefetch window full."""
+        if not tags:
+            return
+        assert self._consume is not None
+        lowest_open = next(iter(self._unsettled), None)
+        tags.sort()
+        below = [tag for tag in tags if lowest_open is None or tag < lowest_open]
+        if below:
+            self._consume.basic_ack(below[-1], multiple=True)
+        for tag in tags[len(below) :]:
+            self._consume.basic_ack(tag)
 
     def _publish(self, delivery: Delivery, publication: Publication) -> None:
         assert self._publisher is not None

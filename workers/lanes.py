@@ -1,6 +1,6 @@
 """Lanes: a few threads per target, so a slow target uses up only its own lane.
 
-Each target (one webhook URL, one SMTP server) gets a thread pool of `lane_concurrency` threads, made
+Each target (one webhook URL, one SMTP server) gets `lane_concurrency` threads of its own, made
 on first use. A lane is *congested* when it holds `lane_backlog` messages or more and the oldest of
 those not yet started has waited `park_after` seconds: then `submit` refuses more, and the worker
 parks them in the broker, so a slow target cannot fill the prefetch window and starve the others.
@@ -10,22 +10,33 @@ At shutdown `cancel_waiting` hands back what has not started, for the broker to 
 
 from __future__ import annotations
 
-import itertools
+import collections
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+import structlog
 
 Key = TypeVar("Key")
 
+log = structlog.get_logger("alertq.worker")
 
-@dataclass
-class _Lane:
-    pool: ThreadPoolExecutor
-    held: int = 0
-    waiting: dict[int, float] = field(default_factory=dict)  # ticket -> when submitted, until it starts
+
+class _Lane(Generic[Key]):
+    """Its threads take tasks from `tasks` (a C-implemented FIFO: one put and one get per message, where
+    a ThreadPoolExecutor also made a Future with its own Condition and a done-callback)."""
+
+    def __init__(self) -> None:
+        self.tasks: queue.SimpleQueue[tuple[Key, Callable[[], None]] | None] = queue.SimpleQueue()
+        self.waiting: collections.deque[float] = collections.deque()  # when each not-started task came
+        self.running = 0
+        self.threads: list[threading.Thread] = []
+
+    @property
+    def held(self) -> int:
+        return self.running + len(self.waiting)
 
 
 class Lanes(Generic[Key]):
@@ -33,9 +44,7 @@ class Lanes(Generic[Key]):
         self.concurrency = concurrency
         self.backlog = backlog
         self.park_after = park_after
-        self._lanes: dict[str, _Lane] = {}
-        self._futures: dict[Future[None], Key] = {}
-        self._tickets = itertools.count()
+        self._lanes: dict[str, _Lane[Key]] = {}
         self._lock = threading.Lock()
 
     def submit(self, target: str, key: Key, task: Callable[[], None]) -> bool:
@@ -43,30 +52,12 @@ class Lanes(Generic[Key]):
         with self._lock:
             lane = self._lanes.get(target)
             if lane is None:
-                pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"lane-{target}")
-                lane = self._lanes[target] = _Lane(pool)
+                lane = self._lanes[target] = self._start(target)
             now = time.monotonic()
-            if lane.held >= self.backlog and lane.waiting and now - min(lane.waiting.values()) >= self.park_after:
+            if lane.held >= self.backlog and lane.waiting and now - lane.waiting[0] >= self.park_after:
                 return False
-            ticket = next(self._tickets)
-            lane.held += 1
-            lane.waiting[ticket] = now
-
-            def run() -> None:
-                with self._lock:
-                    lane.waiting.pop(ticket, None)
-                task()
-
-            future = lane.pool.submit(run)
-            self._futures[future] = key
-
-        def release(done: Future[None]) -> None:
-            with self._lock:
-                lane.held -= 1
-                lane.waiting.pop(ticket, None)
-                self._futures.pop(done, None)
-
-        future.add_done_callback(release)
+            lane.waiting.append(now)
+            lane.tasks.put((key, task))
         return True
 
     def held(self, target: str) -> int:
@@ -75,13 +66,56 @@ class Lanes(Generic[Key]):
             return lane.held if lane is not None else 0
 
     def cancel_waiting(self) -> list[Key]:
-        """Cancel every task that has not started; returns their keys."""
+        """Take back every task that has not started; returns their keys."""
         with self._lock:
-            waiting = list(self._futures.items())
-        return [key for future, key in waiting if future.cancel()]
+            return [key for lane in self._lanes.values() for key in self._take_waiting(lane)]
 
     def shutdown(self) -> None:
+        """Drop what has not started (the broker redelivers it), let what runs finish, stop the threads."""
         with self._lock:
-            pools = [lane.pool for lane in self._lanes.values()]
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+            lanes = list(self._lanes.values())
+            for lane in lanes:
+                self._take_waiting(lane)
+                for _ in lane.threads:
+                    lane.tasks.put(None)
+        for lane in lanes:
+            for thread in lane.threads:
+                thread.join()
+
+    def _start(self, target: str) -> _Lane[Key]:
+        lane: _Lane[Key] = _Lane()
+        for number in range(self.concurrency):
+            thread = threading.Thread(target=self._work, args=(lane,), name=f"lane-{target}-{number}", daemon=True)
+            lane.threads.append(thread)
+            thread.start()
+        return lane
+
+    def _take_waiting(self, lane: _Lane[Key]) -> list[Key]:
+        """With the lock held."""
+        keys: list[Key] = []
+        while True:
+            try:
+                item = lane.tasks.get_nowait()
+            except queue.Empty:
+                return keys
+            if item is not None:
+                keys.append(item[0])
+                if lane.waiting:
+                    lane.waiting.popleft()
+
+    def _work(self, lane: _Lane[Key]) -> None:
+        while True:
+            item = lane.tasks.get()
+            if item is None:
+                return
+            with self._lock:
+                if lane.waiting:
+                    lane.waiting.popleft()
+                lane.running += 1
+            try:
+                item[1]()
+            except Exception as exc:  # the task's own bug: the lane thread lives on
+                log.exception("worker.lane_task_failed", error=type(exc).__name__)
+            finally:
+                with self._lock:
+                    lane.running -= 1

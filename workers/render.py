@@ -134,10 +134,17 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
 
 def _valid_notice(notice: Notice) -> Notice:
     texts: dict[str, Any] = {
-        f.name: valid_text(getattr(notice, f.name)) for f in fields(notice) if isinstance(getattr(notice, f.name), str)
+        name: getattr(notice, name) for name in _TEXT_FIELDS if isinstance(getattr(notice, name), str)
     }
+    everything = "".join([*texts.values(), *(f.label + f.value for f in notice.facts)])
+    if _LONE_SURROGATE.search(everything) is None:  # the usual case: one scan, nothing to rebuild
+        return notice
+    valid_texts: dict[str, Any] = {name: valid_text(text) for name, text in texts.items()}
     valid_facts = tuple(Fact(valid_text(f.label), valid_text(f.value), f.short) for f in notice.facts)
-    return replace(notice, facts=valid_facts, **texts)
+    return replace(notice, facts=valid_facts, **valid_texts)
+
+
+_TEXT_FIELDS = tuple(f.name for f in fields(Notice) if f.name != "facts")  # those that may hold a str
 
 
 def is_problem(event: AlertEvent) -> bool:
@@ -231,9 +238,12 @@ def clip(text: str, limit: int) -> str:
     return text[: max(0, limit - len(TRUNCATION_MARK))] + TRUNCATION_MARK
 
 
+_CONTROL_TO_SPACE = {code: " " for code in (*range(32), 127)}
+
+
 def one_line(text: str) -> str:
     """For headers and titles: control characters (CR, LF, tabs) become spaces."""
-    return "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text).strip()
+    return text.translate(_CONTROL_TO_SPACE).strip()
 
 
 def valid_text(text: str) -> str:

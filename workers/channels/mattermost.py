@@ -35,8 +35,14 @@ def no_mentions(text: str) -> str:
     return _MENTION.sub("@\u2060", text)
 
 
+# Either of the above: most names and outputs hold neither, and one search is cheaper than two subs.
+_SPECIAL = re.compile(r"[\\`*_\[\]<>|~#]|@\w")
+
+
 def escape(text: str) -> str:
     """Markdown-escaped text that mentions nobody."""
+    if _SPECIAL.search(text) is None:
+        return text
     return no_mentions(_MARKDOWN.sub(r"\\\1", text))
 
 
