@@ -512,13 +512,15 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 def test_clicking_acknowledge_in_the_page_acks_and_the_page_updates_itself(
     sink: Sink, httpserver: HTTPServer, browser: Any
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     answer = {"update": {"message": "Acknowledged by **@dave** via Mattermost.", "props": {}}}
     httpserver.expect_request("/mattermost/actions").respond_with_json(answer)
     browser.get(sink.url + "/")
-    wait = WebDriverWait(browser, 30)
+    # The page re-renders a message when it changes: an element found a moment ago may be gone.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     # The page was empty when loaded; it shows the post without a reload.
     sink.post("/hooks/mattermost/ops", mattermost_problem(httpserver.url_for("/mattermost/actions")))
     button = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#message-1 button[data-action="ack"]'))
