@@ -128,7 +128,7 @@ class Relay:
     def _run_connection(self) -> None:
         if not self._topology_ready and not self._declare_topology():
             return
-        if self._stopping:  # SIGTERM came while there was no connection for the handler to stop
+        if self._stop_requested():  # SIGTERM came while there was no connection for the handler to stop
             return
         self._inflight.clear()
         self._by_message_id.clear()
@@ -143,7 +143,7 @@ class Relay:
             on_open_error_callback=self._on_connection_error,
             on_close_callback=self._on_connection_closed,
         )
-        if self._stopping:  # SIGTERM between the check above and this assignment
+        if self._stop_requested():  # SIGTERM between the check above and this assignment
             self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
         self._connection.ioloop.start()
         self._connection = None
