@@ -128,6 +128,8 @@ class Relay:
     def _run_connection(self) -> None:
         if not self._topology_ready and not self._declare_topology():
             return
+        if self._stop_requested():  # SIGTERM came while there was no connection for the handler to stop
+            return
         self._inflight.clear()
         self._by_message_id.clear()
         self._busy_paths.clear()
@@ -141,6 +143,8 @@ class Relay:
             on_open_error_callback=self._on_connection_error,
             on_close_callback=self._on_connection_closed,
         )
+        if self._stop_requested():  # SIGTERM between the check above and this assignment
+            self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
         self._connection.ioloop.start()
         self._connection = None
         self._channel = None

@@ -117,6 +117,23 @@ def test_running_relay_picks_up_new_files_and_stops_cleanly_on_sigterm(
     assert not spool.relay_alive(str(tmp_path / "spool")), "the lock is released"
 
 
+def test_sigterm_while_the_relay_is_still_starting_stops_it(alertq_env: dict[str, str], tmp_path: Path) -> None:
+    """The relay takes relay.lock before it connects: a SIGTERM in between (systemd stopping a relay it
+    has just started) must stop it too, not leave it running until SIGKILL."""
+    for _ in range(3):
+        relay = start_relay(alertq_env)
+        assert wait_until(lambda: spool.relay_alive(str(tmp_path / "spool")), timeout=30, interval=0.005)
+        relay.send_signal(signal.SIGTERM)
+        try:
+            _, err = relay.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.communicate()
+            pytest.fail("the relay ignored a SIGTERM that came while it was connecting")
+        assert relay.returncode == 0, err
+        assert not spool.relay_alive(str(tmp_path / "spool"))
+
+
 def test_second_relay_waits_as_standby_and_takes_over(
     declared: Settings, alertq_env: dict[str, str], amqp_url: str, tmp_path: Path
 ) -> None:
