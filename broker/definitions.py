@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from broker.topology import Binding, Plan
+from broker.topology import Plan
 
 
 def definitions(topology: Plan, vhost: str = "/") -> dict[str, Any]:
@@ -48,19 +48,12 @@ def definitions(topology: Plan, vhost: str = "/") -> dict[str, Any]:
                 "vhost": vhost,
                 "destination": binding.destination,
                 "destination_type": "queue",
-                "routing_key": _declared_routing_key(binding),
+                "routing_key": binding.routing_key,
                 "arguments": dict(binding.arguments),
             }
             for binding in topology.bindings
         ],
     }
-
-
-def _declared_routing_key(binding: Binding) -> str:
-    # `topology.apply` binds an empty key as None, and pika then binds with the queue's name (its
-    # default). Only the headers bindings of the delay queues have no key, and a headers exchange
-    # ignores keys, but the file must hold what `declare` creates, or the broker would carry both.
-    return binding.routing_key or binding.destination
 
 
 def dumps(document: dict[str, Any]) -> str:

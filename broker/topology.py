@@ -76,13 +76,20 @@ def delay_queue(seconds: int) -> tuple[Queue, Binding]:
 TIMER_TIERS: tuple[int, ...] = tuple(2**k for k in range(15))
 
 
-def plan(settings: Settings, channels: Iterable[str] | None = None, delays: Iterable[int] | None = None) -> Plan:
+def plan(
+    settings: Settings,
+    channels: Iterable[str] | None = None,
+    delays: Iterable[int] | None = None,
+    timers: bool | None = None,
+) -> Plan:
     """Everything alertq declares. `delays` narrows the delay queues to those given (a worker declares
-    only its retry delays); by default the retry delays, plus the escalator's timer tiers once a
-    routing file configures escalation (without one nothing would ever use them)."""
+    only its retry delays); by default the retry delays, plus the escalator's timer tiers when `timers`
+    says so, by default once a routing file configures escalation (without one nothing uses them)."""
     channel_names = list(settings.channels.enabled_names() if channels is None else channels)
+    if timers is None:
+        timers = settings.routing_file is not None
     if delays is None:
-        delays = [*settings.retry.delays, *(TIMER_TIERS if settings.routing_file is not None else ())]
+        delays = [*settings.retry.delays, *(TIMER_TIERS if timers else ())]
     delay_values = sorted(set(delays))
     exchanges = [
         Exchange(names.EVENTS_EXCHANGE, "topic"),
@@ -134,10 +141,11 @@ def apply(channel: BlockingChannel, topology: Plan) -> None:
     for queue in topology.queues:
         channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
     for binding in topology.bindings:
+        # The key as planned, "" included: given None, pika would bind with the queue's name instead.
         channel.queue_bind(
             binding.destination,
             binding.source,
-            binding.routing_key or None,
+            binding.routing_key,
             arguments=binding.arguments or None,
         )
 

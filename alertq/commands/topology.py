@@ -55,15 +55,16 @@ def declare() -> None:
 @click.option(
     "--defaults",
     is_flag=True,
-    help="Use alertq's built-in defaults, ignoring the environment and any config file "
-    "(what deploy/rabbitmq/definitions.json holds).",
+    help="Use alertq's built-in defaults, ignoring the environment and any config file, with the "
+    "escalator's timer queues (what deploy/rabbitmq/definitions.json holds).",
 )
 def export(vhost: str, output: str, defaults: bool) -> None:
     """Write the topology as a RabbitMQ definitions file (exchanges, queues, bindings).
 
     \b
     Built from the same plan `alertq topology declare` applies, for the settings in force
-    (enabled channels, retry.delays, broker.delivery_limit). RabbitMQ loads it at boot
+    (enabled channels, retry.delays, broker.delivery_limit; the escalator's timer queues
+    alertq.delay.<2^k>s once routing_file is set). RabbitMQ loads it at boot
     (definitions.local.path in rabbitmq.conf) or through the management API. No users or
     passwords are written.
 
@@ -80,7 +81,9 @@ def export(vhost: str, output: str, defaults: bool) -> None:
     if not vhost:
         raise click.BadParameter("must not be empty", param_hint="--vhost")
     settings = _built_in_defaults() if defaults else load_settings()
-    text = definitions.dumps(definitions.definitions(broker_topology.plan(settings), vhost))
+    # The reference file serves deployments that run the escalator (all of deploy/ does).
+    topology = broker_topology.plan(settings, timers=True if defaults else None)
+    text = definitions.dumps(definitions.definitions(topology, vhost))
     try:
         with click.open_file(output, "w", encoding="utf-8", atomic=output != "-") as out:
             out.write(text)
