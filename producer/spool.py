@@ -88,8 +88,10 @@ def pending(spool_dir: str) -> list[str]:
 
 def relay_alive(spool_dir: str) -> bool:
     """True when a relay holds the lock, i.e. will publish what is in the spool."""
+    # Read-only: the core runs enqueue as its own user, who may not write the relay's lock file, and
+    # flock needs no write access. No lock file (or none readable): no relay has run here.
     try:
-        fd = os.open(os.path.join(spool_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o640)
+        fd = os.open(os.path.join(spool_dir, LOCK_NAME), os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -108,7 +110,8 @@ class RelayLock:
 
     def __init__(self, spool_dir: str) -> None:
         ensure_dirs(spool_dir)
-        self._fd = os.open(os.path.join(spool_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o640)
+        # Readable by all (it holds nothing): enqueue, run as the core's user, probes it read-only.
+        self._fd = os.open(os.path.join(spool_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
 
     def try_acquire(self) -> bool:
         try:

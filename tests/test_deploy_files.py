@@ -313,8 +313,8 @@ def test_the_relay_may_write_the_spool_the_tmpfiles_create() -> None:
     ]
     spool = {entry[1] for entry in tmpfiles if entry[0] == "d"}
     assert "/var/spool/alertq" in spool and writable.group(1).split() == ["/var/spool/alertq"]
-    # alertq-enqueue (the core's user, group alertq) opens relay.lock read-write: group-writable.
-    assert ["f", "/var/spool/alertq/relay.lock", "0660", "alertq", "alertq", "-"] in tmpfiles
+    # alertq-enqueue (the core's user) probes relay.lock read-only: readable by all, as the relay makes it.
+    assert ["f", "/var/spool/alertq/relay.lock", "0644", "alertq", "alertq", "-"] in tmpfiles
     assert all(entry[2] == "2770" for entry in tmpfiles if entry[0] == "d")
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,9 +20,11 @@ from broker import names
 from producer import spool
 from schemas.alert import AlertEvent
 from schemas.settings import Settings
-from tests.conftest import run
+from tests.conftest import require, run
 from tests.support import amqp
 from tests.support.rabbit import PrivateNode
+
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def spool_events(spool_dir: Path, count: int, channel: str = "webhook") -> list[str]:
@@ -283,3 +288,27 @@ def test_sigkill_mid_backlog_loses_nothing(
     assert set(counts) == set(ids), "every event reached the queue"
     # Only events published but not yet confirmed at the kill can come twice: at most one window.
     assert duplicates <= declared.spool.publish_window
+
+
+def test_enqueue_run_by_another_user_sees_the_running_relay() -> None:
+    """The core runs alertq-enqueue as its own user (nagios), the relay runs as alertq: the probe must
+    work without write access to the relay's lock, or every event is also published directly."""
+    require(os.geteuid() == 0, "switching to another user needs root")
+    require(os.access(SYSTEM_PYTHON, os.X_OK), f"no {SYSTEM_PYTHON} to run the probe as another user")
+    spool_dir = Path(tempfile.mkdtemp(prefix="alertq-spool-"))  # outside tmp_path: `nobody` may enter it
+    try:
+        spool_dir.chmod(0o755)
+        lock = spool.RelayLock(str(spool_dir))
+        assert lock.try_acquire()
+        # The probe is standard library only, as alertq-enqueue is, so the system's Python runs it: the
+        # venv's interpreter may live where `nobody` cannot go (pyenv under /root).
+        probe = "import sys; from producer.spool import relay_alive; sys.exit(0 if relay_alive(sys.argv[1]) else 3)"
+        argv = [SYSTEM_PYTHON, "-s", "-c", probe, str(spool_dir)]
+        env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
+        nobody = pwd.getpwnam("nobody").pw_name
+        held = subprocess.run(argv, user=nobody, env=env, capture_output=True, check=False)
+        lock.release()
+        free = subprocess.run(argv, user=nobody, env=env, capture_output=True, check=False)
+        assert (held.returncode, free.returncode) == (0, 3), held.stderr + free.stderr
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
