@@ -156,3 +156,15 @@ def declare(channel: BlockingChannel, settings: Settings, **kwargs: Any) -> Plan
     topology = plan(settings, **kwargs)
     apply(channel, topology)
     return topology
+
+
+def declare_with(settings: Settings, client_name: str) -> Plan:
+    """Declare everything on a connection of its own, closed again: for processes whose own connection
+    is asynchronous (relay, escalator) and for tests. Raises what `connect` and `declare` raise."""
+    from broker.connection import connect
+
+    connection = connect(settings.broker, client_name)
+    try:
+        return declare(connection.channel(), settings)
+    finally:
+        connection.close()

@@ -31,7 +31,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 from broker import names, topology
-from broker.connection import backoff_delays, connect, describe_error, rotating_parameters
+from broker.connection import backoff_delays, describe_error, rotating_parameters
 from producer import spool
 from producer.message import SpooledEvent, dead_headers, properties
 from schemas.settings import Settings
@@ -151,11 +151,7 @@ class Relay:
 
     def _declare_topology(self) -> bool:
         try:
-            connection = connect(self.settings.broker, "alertq relay (topology)")
-            try:
-                topology.declare(connection.channel(), self.settings)
-            finally:
-                connection.close()
+            topology.declare_with(self.settings, "alertq relay (topology)")
         except Exception as exc:
             self._fail_attempt(exc)
             return False

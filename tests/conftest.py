@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from broker import topology
-from broker.connection import connect as broker_connect
 from schemas.settings import Settings
 from tests.support.icinga import ICINGA2_BINARY, Icinga2Core
 from tests.support.nagios import NAGIOS_BINARY, SEARCH_PATH, NagiosCore
@@ -96,11 +95,7 @@ def settings(alertq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Set
 @pytest.fixture
 def declared(settings: Settings) -> Settings:
     """Settings whose topology is declared on this test's vhost."""
-    connection = broker_connect(settings.broker, "tests")
-    try:
-        topology.declare(connection.channel(), settings)
-    finally:
-        connection.close()
+    topology.declare_with(settings, "tests")
     return settings
 
 

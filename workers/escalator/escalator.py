@@ -29,7 +29,7 @@ from pika.spec import Basic
 from pydantic import ValidationError
 
 from broker import names, topology
-from broker.connection import backoff_delays, connect, describe_error, rotating_parameters
+from broker.connection import backoff_delays, describe_error, rotating_parameters
 from broker.pipeline import Outcome, PipelinedPublisher
 from schemas.ack import parse_ack
 from schemas.alert import parse_alert
@@ -114,11 +114,7 @@ class Escalator:
 
     def _declare_topology(self) -> bool:
         try:
-            connection = connect(self.settings.broker, "alertq escalator (topology)")
-            try:
-                topology.declare(connection.channel(), self.settings)
-            finally:
-                connection.close()
+            topology.declare_with(self.settings, "alertq escalator (topology)")
         except Exception as exc:
             log.warning("escalator.broker_unavailable", error=describe_error(exc))
             return False
