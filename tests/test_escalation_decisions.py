@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from broker import names
 from schemas.alert import parse_alert
@@ -67,3 +71,36 @@ def test_a_timer_for_an_acknowledged_incident_or_a_sent_step_sends_nothing(tmp_p
     later.on_alert(parse_alert(json.dumps(ack).encode()))
     step2 = EscalationTimer(incident_id=timer.incident_id, key=timer.key, step=2, due_at=timer.due_at)
     assert later.on_timer(step2).publish == []
+
+
+def test_a_core_that_times_out_is_asked_once_not_once_per_step(tmp_path: Path, httpserver: HTTPServer) -> None:
+    """Fail open, and fast: 5 steps due at once with a core that never answers in time cost one timeout."""
+    from ack_listener.targets.openitcockpit import SERVICES_INDEX, OpenItcockpit
+    from schemas.ack_listener import AckTargetSettings
+
+    asked: list[str] = []
+
+    def too_slow(request: Request) -> Response:
+        asked.append(request.path)
+        time.sleep(2)
+        return Response("{}", 200, content_type="application/json")
+
+    httpserver.expect_request(SERVICES_INDEX).respond_with_handler(too_slow)
+    target = OpenItcockpit(
+        AckTargetSettings(kind="openitcockpit", url=httpserver.url_for("").rstrip("/"), api_key="k", timeout=1.2)
+    )
+    rules = Decisions(ROUTING, SqliteIncidentStore(tmp_path / "alertq.db"), target, clock=lambda: NOW)
+    timers = []
+    for number in range(5):
+        host = {"id": f"web{number}", "name": f"web{number}", "display_name": f"web{number}"}
+        problem = event(host=host, created_at=(NOW - timedelta(minutes=10)).isoformat())
+        [published] = rules.on_alert(parse_alert(json.dumps(problem).encode())).publish
+        timers.append(parse_timer(published.body))
+
+    started = time.monotonic()
+    sent = [rules.on_timer(timer) for timer in timers]
+    elapsed = time.monotonic() - started
+
+    assert all(len(decision.publish) == 2 for decision in sent), "every step goes out: the core could not tell"
+    assert asked == [SERVICES_INDEX]
+    assert elapsed < 1.2 * 2.5, f"{elapsed:.1f}s: the core's timeout was waited out more than once"

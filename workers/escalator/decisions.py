@@ -14,6 +14,7 @@ Every decision is a `Decision`: what to publish, and what to record once the bro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,11 @@ from workers.escalator.outgoing import Decision, Outgoing
 from workers.escalator.store import Incident, IncidentStore
 
 log = structlog.get_logger("alertq.escalator")
+
+# A target check that takes longer than TARGET_SLOW seconds and still cannot tell pauses the checks for
+# TARGET_PAUSE seconds (steps go out unchecked meanwhile, as for any unknown answer).
+TARGET_SLOW = 1.0
+TARGET_PAUSE = 60.0
 
 # The core's notification types that end an incident, and the cause recorded for each.
 CLOSING_TYPES = {"ACKNOWLEDGEMENT": "acknowledged", "RECOVERY": "recovered", "DOWNTIMESTART": "downtime"}
@@ -58,6 +64,7 @@ class Decisions:
         # Steps whose notifications are on their way to the broker, not yet confirmed: a second timer
         # for one of them (the sweep's, say) must not find it "claimed but unsent" and send it again.
         self.sending: set[tuple[int, int]] = set()
+        self._target_paused_until = 0.0
 
     # ---- alerts from the core --------------------------------------------------------------------
 
@@ -132,9 +139,8 @@ class Decisions:
         if policy is None:
             self._close(incident.key, "policy-gone", f"policy {incident.policy!r} is no longer in the routing file")
             return Decision()
-        if self.target is not None and self.target.still_unacknowledged_problem(*_host_service(incident)) is False:
-            # None (cannot tell) escalates: a missed page is worse than an extra one.
-            self._close(incident.key, "target", f"{self.target.name} reports no unacknowledged problem")
+        if self._target_says_resolved(incident):
+            self._close(incident.key, "target", f"{self.target_name} reports no unacknowledged problem")
             return Decision()
         now = self.clock()
         # The next step counts from this one's due time, so small delays never add up; but a step sent
@@ -182,6 +188,24 @@ class Decisions:
 
         self.sending.add((incident.id, step))
         return Decision(publish, settled)
+
+    @property
+    def target_name(self) -> str:
+        return self.target.name if self.target is not None else "no target"
+
+    def _target_says_resolved(self, incident: Incident) -> bool:
+        """True only when the core answers that the problem is acknowledged or gone. "Cannot tell" (None)
+        escalates: a missed page is worse than an extra one. A core that answers slowly and then not at
+        all is left alone for TARGET_PAUSE seconds, so a storm of steps does not wait out its timeout
+        one by one (the escalator's one thread would stall every timer behind them)."""
+        if self.target is None or time.monotonic() < self._target_paused_until:
+            return False
+        started = time.monotonic()
+        answer = self.target.still_unacknowledged_problem(*_host_service(incident))
+        if answer is None and time.monotonic() - started > TARGET_SLOW:
+            self._target_paused_until = time.monotonic() + TARGET_PAUSE
+            log.warning("escalator.target_paused", target=self.target.name, seconds=TARGET_PAUSE)
+        return answer is False
 
 
 def _host_service(incident: Incident) -> tuple[str, str | None]:
