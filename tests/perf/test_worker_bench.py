@@ -114,6 +114,22 @@ def lean_endpoint() -> Iterator[LeanEndpoint]:
 class Round:
     rate: float  # messages per second
     cpu: float  # CPU seconds of the consuming process per message
+    switches: float = 0.0  # voluntary context switches of all its threads per message (worker only)
+
+
+def voluntary_switches(pid: int) -> int:
+    """Voluntary context switches of every thread of `pid` so far (each is a thread going to sleep on a
+    futex, a socket or a timer: what handing work and the GIL between threads costs)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
 
 
 def bare_rate(url: str, env: dict[str, str]) -> Round:
@@ -146,8 +162,11 @@ def worker_rate(env: dict[str, str], endpoint: LeanEndpoint, log: Path) -> Round
             record = [py_spy, "record", "-r", "250", "--gil", "-f", "raw", "-o", PROFILE, "--pid", str(worker.pid)]
             profiler = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu_from, count_from = sum(process.cpu_times()[:2]), endpoint.count()
+        switches_from = voluntary_switches(worker.pid)
         got = endpoint.wait_for(already + EVENTS, timeout=600) - already
-        cpu = (sum(process.cpu_times()[:2]) - cpu_from) / max(1, already + got - count_from)
+        steady = max(1, already + got - count_from)
+        cpu = (sum(process.cpu_times()[:2]) - cpu_from) / steady
+        switches = (voluntary_switches(worker.pid) - switches_from) / steady
         assert got == EVENTS, f"{got} of {EVENTS} delivered:\n{log.read_text()[-2000:]}"
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -157,7 +176,7 @@ def worker_rate(env: dict[str, str], endpoint: LeanEndpoint, log: Path) -> Round
     stamps, last_body = endpoint.arrivals()
     assert json.loads(last_body)["attachments"][0]["color"], last_body  # a rendered post, not just a request
     arrivals = stamps[already + SKIP :]
-    return Round((len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), cpu)
+    return Round((len(arrivals) - 1) / (arrivals[-1] - arrivals[0]), cpu, switches)
 
 
 def test_worker_throughput_against_a_bare_consume_loop(
@@ -218,6 +237,8 @@ def test_worker_throughput_against_a_bare_consume_loop(
             + ", ".join(f"worker {w.rate:,.0f}/s vs bare {b.rate:,.0f}/s" for w, b in zip(worker, bare, strict=True)),
             "CPU per message (user + system of the consuming process, steady state): "
             + ", ".join(f"worker {_ms(w.cpu)} vs bare {_ms(b.cpu)}" for w, b in zip(worker, bare, strict=True)),
+            "worker voluntary context switches per message (all threads, steady state): "
+            + ", ".join(f"{w.switches:.2f}" for w in worker),
             f"steady state: messages {SKIP + 1:,} to {EVENTS:,} in both (start-up and warm-up excluded); "
             "prefetch 200 in both",
             "endpoint: lean_endpoint.py, an asyncio keep-alive server in a process of its own",
