@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from werkzeug import Request, Response
@@ -71,6 +73,36 @@ def test_delivers_the_event_as_queued_with_signature_and_event_id(
     assert scrape(port, "/healthz")[0] == 200
     assert worker.terminate() == 0
     assert_no_secrets(worker, hook)
+
+
+def allowed_cpus(pid: int) -> list[set[int]]:
+    """The CPUs each thread of `pid` may run on (what `taskset -p <thread id>` shows)."""
+    return [os.sched_getaffinity(int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()]
+
+
+@pytest.mark.parametrize("one_cpu", [True, False])
+def test_its_threads_stay_on_the_cpu_it_started_on_unless_told_not_to(
+    one_cpu: bool,
+    worker_env: dict[str, str],
+    amqp_url: str,
+    hook: Endpoint,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    worker = start_worker(worker_env, ALERTQ_WORKER__ONE_CPU=str(one_cpu).lower())
+    publish(amqp_url, [event()])
+    assert hook.wait_for(1) == 1
+    worker.wait_log("delivery.delivered")  # its lane threads exist by now
+    (started,) = worker.events("worker.started")
+    threads = allowed_cpus(worker.popen.pid)
+    assert len(threads) >= 2  # the connection thread and a lane
+    ours = os.sched_getaffinity(0)
+    if one_cpu and len(ours) > 1:
+        assert started["cpu"] in ours
+        assert all(cpus == {started["cpu"]} for cpus in threads), threads
+    else:  # told not to, or nothing to choose from: left where the system put it
+        assert started["cpu"] is None
+        assert all(cpus == ours for cpus in threads), threads
+    assert worker.terminate() == 0
 
 
 def test_5xx_and_timeouts_wait_in_the_broker_then_deliver(

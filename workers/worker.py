@@ -43,7 +43,7 @@ from broker import names
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
-from workers import age_limit, dead_letters, metrics, receipts, retries
+from workers import age_limit, dead_letters, metrics, one_cpu, receipts, retries
 from workers.channels.base import Notifier, Permanent, Retryable, load_notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
 from workers.lanes import Lanes
@@ -78,12 +78,14 @@ class Worker:
 
     def run(self) -> int:
         stop = stop_on_signals()
+        # Before any thread starts (they inherit it): the metrics server's, the lanes'.
+        cpu = one_cpu.pin() if self.settings.worker.one_cpu else None
         server = None
         if self.metrics_port:
             server = metrics.serve(
                 self.settings.worker.metrics_host, self.metrics_port, lambda: self.consumer.consuming
             )
-        log.info("worker.started", channel=self.channel, metrics_port=self.metrics_port or None)
+        log.info("worker.started", channel=self.channel, metrics_port=self.metrics_port or None, cpu=cpu)
         try:
             self.consumer.run(stop)
         finally:
