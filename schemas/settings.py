@@ -162,8 +162,9 @@ class WorkerSettings(_Section):
     metrics_host: str = Field("127.0.0.1", description="Address /metrics and /healthz listen on.")
     one_cpu: bool = Field(
         True,
-        description="Keep the worker's threads on the one CPU it starts on: spread over cores, every hand-over "
-        "of Python's GIL between them is a cross-core wake-up (measured: twice the CPU per delivery).",
+        description="Keep the worker's threads on one CPU, the one fewest other workers on this host hold: "
+        "spread over cores, every hand-over of Python's GIL between them is a cross-core wake-up "
+        "(measured: twice the CPU per delivery).",
     )
 
 

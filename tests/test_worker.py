@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def allowed_cpus(pid: int) -> list[set[int]]:
 
 
 @pytest.mark.parametrize("one_cpu", [True, False])
-def test_its_threads_stay_on_the_cpu_it_started_on_unless_told_not_to(
+def test_its_threads_stay_on_one_cpu_unless_told_not_to(
     one_cpu: bool,
     worker_env: dict[str, str],
     amqp_url: str,
@@ -99,10 +100,23 @@ def test_its_threads_stay_on_the_cpu_it_started_on_unless_told_not_to(
     if one_cpu and len(ours) > 1:
         assert started["cpu"] in ours
         assert all(cpus == {started["cpu"]} for cpus in threads), threads
+        # Another worker on this host sees it there and counts it when choosing its own CPU.
+        from workers import one_cpu as pinning
+
+        assert pinning.pinned_workers(ours)[started["cpu"]] >= 1
     else:  # told not to, or nothing to choose from: left where the system put it
         assert started["cpu"] is None
         assert all(cpus == ours for cpus in threads), threads
     assert worker.terminate() == 0
+
+
+def test_a_worker_takes_the_cpu_fewest_other_workers_hold() -> None:
+    from workers.one_cpu import choose
+
+    assert choose({0, 1}, Counter(), here=1) == 1, "nothing taken: stay where the kernel started it"
+    assert choose({0, 1}, Counter({1: 1}), here=1) == 0, "a second worker goes to the other core"
+    assert choose({0, 1, 2, 3}, Counter({0: 2, 1: 1, 2: 1, 3: 1}), here=0) == 1
+    assert choose({2, 3}, Counter({0: 5}), here=3) == 3, "CPUs it may not use do not count"
 
 
 def test_5xx_and_timeouts_wait_in_the_broker_then_deliver(
