@@ -6,6 +6,7 @@ never ignored. For pipelined publishing of many messages see `broker.pipeline`.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -37,6 +38,14 @@ def json_properties(
         type=type_,
         headers=headers,
     )
+
+
+def with_headers(original: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:
+    """A copy of `original` (content type, message id, timestamp, …) carrying `headers` instead of its own:
+    how a message is passed on (retried, parked, dead-lettered, replayed) without losing what it was."""
+    properties = copy.copy(original)
+    properties.headers = headers
+    return properties
 
 
 class ConfirmedPublisher:

@@ -5,13 +5,13 @@ body byte-for-byte and the original properties and headers, plus why (`alertq-de
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Any
 
 import pika
 
 from broker import names
+from broker.publisher import with_headers
 
 INVALID = "invalid"
 UNSUPPORTED_SCHEMA = "unsupported-schema"
@@ -30,11 +30,9 @@ def properties(
     bookkeeping: dict[str, Any] | None = None,
 ) -> pika.BasicProperties:
     """The original properties with the dead-letter headers added (and the attempt bookkeeping, if any)."""
-    dead = copy.copy(original)
     headers = dict(original.headers or {})
     headers.update(bookkeeping or {})
     headers[names.HEADER_DEAD_REASON] = reason
     headers[names.HEADER_DEAD_AT] = now.isoformat()
     headers[names.HEADER_LAST_ERROR] = error[:ERROR_MAX]
-    dead.headers = headers
-    return dead
+    return with_headers(original, headers)

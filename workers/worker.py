@@ -31,7 +31,6 @@ replayed dead letter `replay_count`); never a URL or secret.
 
 from __future__ import annotations
 
-import copy
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +39,7 @@ import structlog
 from pydantic import ValidationError
 
 from broker import names
+from broker.publisher import with_headers
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
@@ -126,7 +126,7 @@ class Worker:
         delay = self.settings.worker.park_delay
         parked = retries.without_broker_headers(headers)
         parked[names.HEADER_DELAY] = str(delay)
-        properties = _with_headers(delivery.properties, parked)
+        properties = with_headers(delivery.properties, parked)
         publication = Publication(names.DELAY_EXCHANGE, names.retry_key(self.channel), properties, delay)
 
         def settled(acked: bool) -> None:
@@ -220,7 +220,7 @@ class Worker:
         headers[names.HEADER_ATTEMPT] = attempt + 1
         headers[names.HEADER_LAST_ERROR] = error.reason[: dead_letters.ERROR_MAX]
         headers[names.HEADER_DELAY] = str(delay)
-        properties = _with_headers(delivery.properties, headers)
+        properties = with_headers(delivery.properties, headers)
         publication = Publication(names.DELAY_EXCHANGE, names.retry_key(self.channel), properties, delay)
 
         def settled(acked: bool) -> None:
@@ -264,12 +264,6 @@ class Worker:
         event_id = delivery.properties.message_id or ""
         receipt = Receipt(event_id=event_id, channel=self.channel, outcome=outcome, attempt=attempt, **details)
         self.consumer.send_receipt(queue, receipt.encode())
-
-
-def _with_headers(original: Any, headers: dict[str, Any]) -> Any:
-    properties = copy.copy(original)
-    properties.headers = headers
-    return properties
 
 
 def _expired_error(headers: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ import pika
 
 from broker import names
 from broker.dlq.letter import ALERTQ_DEAD_HEADERS, BROKER_DEAD_HEADERS, DeadLetter
+from broker.publisher import with_headers
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,4 @@ def replay_properties(letter: DeadLetter, now: datetime | None = None) -> pika.B
     headers = {k: v for k, v in letter.headers.items() if k not in dropped}
     headers[names.HEADER_REPLAYED_AT] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     headers[names.HEADER_REPLAY_COUNT] = letter.replay_count + 1
-    old = letter.properties
-    return pika.BasicProperties(
-        content_type=old.content_type,
-        content_encoding=old.content_encoding,
-        headers=headers,
-        delivery_mode=old.delivery_mode,
-        priority=old.priority,
-        correlation_id=old.correlation_id,
-        reply_to=old.reply_to,
-        expiration=old.expiration,
-        message_id=old.message_id,
-        timestamp=old.timestamp,
-        type=old.type,
-        user_id=old.user_id,
-        app_id=old.app_id,
-        cluster_id=old.cluster_id,
-    )
+    return with_headers(letter.properties, headers)
