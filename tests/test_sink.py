@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -29,6 +28,7 @@ from werkzeug import Request, Response
 from alertq.stack import Process, processes, route_to_sink, sink_env
 from schemas.settings import Settings
 from tests.conftest import VENV_BIN, require
+from tests.support.health import wait_healthy
 
 MATTERMOST_ACK_KEYS = {
     "user_id",
@@ -88,20 +88,6 @@ def sink_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"exited {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"sink not healthy at {url} after {timeout} s")
-
-
 @pytest.fixture
 def start_sink(tmp_path: Path) -> Iterator[Callable[..., Sink]]:
     started: list[subprocess.Popen[str]] = []
@@ -115,7 +101,7 @@ def start_sink(tmp_path: Path) -> Iterator[Callable[..., Sink]]:
             process = subprocess.Popen(["alertq", "sink"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         started.append(process)
         url = f"http://127.0.0.1:{http_port}"
-        wait_healthy(url, process, log)
+        wait_healthy(url, process, log, "sink")
         return Sink(url, smtp_port, process, log)
 
     yield start
@@ -600,7 +586,7 @@ def test_alertq_up_starts_the_sink_and_says_where_the_page_is(alertq_env: dict[s
     with log.open("w") as out:
         up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_healthy(f"http://127.0.0.1:{http_port}", up, log)
+        wait_healthy(f"http://127.0.0.1:{http_port}", up, log, "sink")
         response = requests.post(
             f"http://127.0.0.1:{http_port}/hooks/mattermost/local", json={"text": "hello"}, timeout=10
         )

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from tests.support.health import wait_healthy
 
 SIGNING_SECRET = "button-signing-secret-0123456789"
 SLACK_SECRET = "slack-signing-secret-abcdef987654"
@@ -38,7 +38,7 @@ def ack_listener(env: dict[str, str], log: Path, port: int, **settings: str) -> 
     process = _start(["alertq", "ack-listener"], env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, log)
+        wait_healthy(url, process, log, "ack listener")
         yield Running(url, process, log)
     finally:
         _stop(process)
@@ -62,20 +62,6 @@ def _stop(process: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"exited {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"ack listener not healthy at {url} after {timeout} s: {log.read_text()[-2000:]}")
 
 
 def _wait_for_line(process: subprocess.Popen[str], log: Path, fragment: str, timeout: float = 60.0) -> None:
