@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from schemas.settings import Settings, mask_url
 
@@ -33,12 +31,12 @@ class IncidentsUnavailable(Exception):
 def open_incidents(settings: Settings) -> list[OpenIncident] | None:
     if settings.routing_file is None:
         return None
-    parts = urlsplit(settings.state_store)
-    if parts.scheme == "sqlite" and not Path(parts.path[1:]).exists():
-        return []
-    from workers.escalator.store import open_store
+    from workers.escalator.store import open_store, sqlite_path
 
     try:
+        path = sqlite_path(settings.state_store)
+        if path is not None and not path.exists():
+            return []
         store = open_store(settings.state_store)
         try:
             rows = store.list_open()

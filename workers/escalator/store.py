@@ -279,13 +279,22 @@ class PostgresIncidentStore(IncidentStore):
         return self._description
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:` state_store URL; None for any other scheme."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    if parts.netloc:
+        raise ValueError("state_store: a sqlite URL has no host: sqlite:///relative/path or sqlite:////abs/path")
+    return Path(parts.path[1:])
+
+
 def open_store(url: str) -> IncidentStore:
     """The store a `state_store` URL names."""
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteIncidentStore(path)
     parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        if parts.netloc:
-            raise ValueError("state_store: a sqlite URL has no host: sqlite:///relative/path or sqlite:////abs/path")
-        return SqliteIncidentStore(Path(parts.path[1:]))
     if parts.scheme in ("postgresql", "postgres"):
         query = dict(parse_qsl(parts.query))
         schema = query.pop("schema", None)
