@@ -92,6 +92,9 @@ class AlertEvent(_Model):
     long_output: str = ""
     ack: Ack | None = None
     notification_number: int | None = None
+    # The core's own problem id ($SERVICEPROBLEMID$ / $HOSTPROBLEMID$) when the command passes it: it names
+    # one problem exactly, where host[/service] is shared by every problem the object ever has.
+    problem_id: str | None = None
     contact: Contact | None = None
     escalation: Escalation | None = None
     source: Source
