@@ -29,11 +29,11 @@ from pika.spec import Basic
 from pydantic import ValidationError
 
 from ack_listener.chat_reply import tell_failure
-from ack_listener.targets import make_target
-from ack_listener.targets.base import Permanent, Retryable, Target
 from broker import names, topology
 from broker.connection import backoff_delays, connect, describe_error
 from broker.publisher import ConfirmedPublisher, PublishError
+from cores import make_target
+from cores.base import Permanent, Retryable, Target
 from schemas.ack import AckMessage, parse_ack
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema

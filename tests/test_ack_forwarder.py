@@ -16,9 +16,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ack_listener.targets.nagios import command_line
 from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
+from cores.nagios import command_line
 from schemas.ack import AckMessage, Reply
 from schemas.settings import Settings
 from tests.conftest import run

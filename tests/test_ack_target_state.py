@@ -11,9 +11,9 @@ from typing import Any
 
 from pytest_httpserver import HTTPServer
 
-from ack_listener.targets.icinga2 import Icinga2
-from ack_listener.targets.nagios import NagiosCommandFile
-from ack_listener.targets.openitcockpit import OpenItcockpit
+from cores.icinga2 import Icinga2
+from cores.nagios import NagiosCommandFile
+from cores.openitcockpit import OpenItcockpit
 from schemas.ack_listener import AckTargetSettings
 from tests.support.icinga import API_PASSWORD, API_USER, Icinga2Core
 from tests.support.nagios import NagiosCore

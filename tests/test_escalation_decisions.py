@@ -75,7 +75,7 @@ def test_a_timer_for_an_acknowledged_incident_or_a_sent_step_sends_nothing(tmp_p
 
 def test_a_core_that_times_out_is_asked_once_not_once_per_step(tmp_path: Path, httpserver: HTTPServer) -> None:
     """Fail open, and fast: 5 steps due at once with a core that never answers in time cost one timeout."""
-    from ack_listener.targets.openitcockpit import SERVICES_INDEX, OpenItcockpit
+    from cores.openitcockpit import SERVICES_INDEX, OpenItcockpit
     from schemas.ack_listener import AckTargetSettings
 
     asked: list[str] = []

@@ -286,7 +286,7 @@ def test_with_check_target_the_core_is_asked_before_each_step(
     core_answer: str,
     steps: list[int],
 ) -> None:
-    from ack_listener.targets.openitcockpit import SERVICES_INDEX
+    from cores.openitcockpit import SERVICES_INDEX
 
     if core_answer == "unreachable":
         httpserver.expect_request(SERVICES_INDEX).respond_with_data("maintenance", status=503)

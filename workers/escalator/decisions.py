@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from ack_listener.targets.base import Target
 from broker import names
 from broker.publisher import json_properties
+from cores.base import Target
 from schemas.ack import AckMessage
 from schemas.alert import AlertEvent, parse_alert
 from schemas.routing import RoutingConfig

@@ -28,7 +28,7 @@ def decisions_from(settings: Settings) -> Decisions:
         reason = settings.ack_target.problem()
         if reason is not None:
             raise EscalatorSetupError(f"escalator.check_target is on but the target is not usable: {reason}")
-        from ack_listener.targets import make_target
+        from cores import make_target
 
         target = make_target(settings.ack_target)
     try:

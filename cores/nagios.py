@@ -19,8 +19,8 @@ import time
 
 import structlog
 
-from ack_listener.targets import status_dat
-from ack_listener.targets.base import Permanent, Retryable, Target
+from cores import status_dat
+from cores.base import Permanent, Retryable, Target
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from ack_listener.targets.base import Target
+from cores.base import Target
 from schemas.ack_listener import AckTargetSettings
 
 
 def make_target(settings: AckTargetSettings) -> Target:
     if settings.kind == "nagios":
-        from ack_listener.targets.nagios import NagiosCommandFile
+        from cores.nagios import NagiosCommandFile
 
         return NagiosCommandFile(settings)
     if settings.kind == "openitcockpit":
-        from ack_listener.targets.openitcockpit import OpenItcockpit
+        from cores.openitcockpit import OpenItcockpit
 
         return OpenItcockpit(settings)
-    from ack_listener.targets.icinga2 import Icinga2
+    from cores.icinga2 import Icinga2
 
     return Icinga2(settings)

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from ack_listener.targets.base import Target, http_settings
+from cores.base import Target, http_settings
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
 from workers.channels.base import Permanent, Retryable
