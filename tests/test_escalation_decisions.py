@@ -11,12 +11,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from broker import names
+from escalator.decisions import Decisions
+from escalator.store import SqliteIncidentStore
 from schemas.alert import parse_alert
 from schemas.routing import RoutingConfig
 from schemas.timer import EscalationTimer, parse_timer
 from tests.support.workers import event
-from workers.escalator.decisions import Decisions
-from workers.escalator.store import SqliteIncidentStore
 
 NOW = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
 ROUTING = RoutingConfig.model_validate(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from broker.topology import TIMER_TIERS
+from escalator import schedule
+from escalator.timers import FIRE_WITHIN, next_hop
 from schemas.routing import Policy
-from workers.escalator import schedule
-from workers.escalator.timers import FIRE_WITHIN, next_hop
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""`alertq escalator`: see workers/escalator/escalator.py for the flow."""
+"""`alertq escalator`: see escalator/escalator.py for the flow."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def escalator(metrics_port: int | None) -> None:
       ALERTQ_STATE_STORE=postgresql://alertq@db/alertq alertq escalator --metrics-port 9420
     """
     settings = load_settings()
-    from workers.escalator.setup import EscalatorSetupError, decisions_from
+    from escalator.setup import EscalatorSetupError, decisions_from
 
     try:
         decisions = decisions_from(settings)
     except EscalatorSetupError as exc:
         raise click.ClickException(str(exc)) from None
-    from workers.escalator.escalator import Escalator
+    from escalator.escalator import Escalator
 
     sys.exit(Escalator(settings, decisions, metrics_port=metrics_port).run())

@@ -16,8 +16,8 @@ import pika
 
 from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
+from escalator.store import open_store
 from tests.support.workers import event
-from workers.escalator.store import open_store
 
 SHORT = (3, 5, 8, 13)  # seconds
 LONG = (600, 1200, 2400, 3600)

@@ -31,14 +31,14 @@ from pydantic import ValidationError
 from broker import names, topology
 from broker.connection import backoff_delays, describe_error, rotating_parameters
 from broker.pipeline import Outcome, PipelinedPublisher
+from escalator.decisions import Decisions, utc_now
+from escalator.outgoing import Decision, Outgoing
 from schemas.ack import parse_ack
 from schemas.alert import parse_alert
 from schemas.settings import Settings
 from schemas.timer import parse_timer
 from schemas.versioning import UnsupportedSchema
 from workers import dead_letters
-from workers.escalator.decisions import Decisions, utc_now
-from workers.escalator.outgoing import Decision, Outgoing
 from workers.metrics import serve
 
 log = structlog.get_logger("alertq.escalator")

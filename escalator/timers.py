@@ -11,8 +11,8 @@ from __future__ import annotations
 from broker import names
 from broker.publisher import json_properties
 from broker.topology import TIMER_TIERS
+from escalator.outgoing import Outgoing
 from schemas.timer import TIMER_SCHEMA, EscalationTimer
-from workers.escalator.outgoing import Outgoing
 
 # A timer this close to its due time fires now: later hops would only add lateness.
 FIRE_WITHIN = 0.05
