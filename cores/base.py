@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from delivery.outcomes import Permanent, Retryable
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
 from schemas.channels import HttpSettings
-from workers.channels.base import Permanent, Retryable
 
 __all__ = ["Permanent", "Retryable", "Target", "http_settings"]
 

@@ -13,10 +13,10 @@ import structlog
 import urllib3
 
 from cores.base import Target, http_settings
+from delivery.http import HttpClient, classify
+from delivery.outcomes import Permanent, Retryable
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
-from workers.channels.base import Permanent, Retryable
-from workers.http import HttpClient, classify
 
 PATH = "/v1/actions/acknowledge-problem"
 OBJECTS_PATH = "/v1/objects/"

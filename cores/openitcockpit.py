@@ -19,10 +19,10 @@ from typing import Any
 import structlog
 
 from cores.base import Target, http_settings
+from delivery.http import HttpClient, classify
+from delivery.outcomes import Permanent, Retryable
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
-from workers.channels.base import Permanent, Retryable
-from workers.http import HttpClient, classify
 
 PATH = "/nagios_module/cmd/submit_bulk_naemon.json"
 SERVICES_INDEX = "/services/index.json"

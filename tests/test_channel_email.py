@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
+from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent
 from schemas.settings import Settings
 from tests.support.alert_events import ALL_TYPES, KINDS, alert_event, case_name, extra_events
 from tests.support.golden import check_golden
 from tests.support.smtp import Inbox, free_port, password_checker, smtp_server
 from tests.support.tls import local_ca
-from workers.channels.base import ConfigurationError, Permanent, Retryable, load_notifier
+from workers.channels.base import ConfigurationError, load_notifier
 from workers.channels.email import EmailNotifier
 
 SENDER = "alertq@example.org"

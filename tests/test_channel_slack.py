@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent
 from schemas.settings import Settings
 from tests.support.alert_events import ALL_TYPES, KINDS, alert_event, case_name, extra_events
 from tests.support.chat import SIGNING_SECRET, normalise_tokens, own_server, pretty, stalling_server
 from tests.support.golden import check_golden
 from tests.support.tls import local_ca
-from workers.channels.base import ConfigurationError, Permanent, Retryable, load_notifier
+from workers.channels.base import ConfigurationError, load_notifier
 from workers.channels.slack import ACK_ACTION_ID, SlackNotifier
 
 HOOK_PATH = "/services/T0000AAAA/B0000BBBB/s3cr3tslackkeyXYZ"

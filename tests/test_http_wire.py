@@ -1,4 +1,4 @@
-"""HttpClient's direct path (workers/http_wire.py) against real TCP servers that answer as scripted: the
+"""HttpClient's direct path (delivery/http_wire.py) against real TCP servers that answer as scripted: the
 answer shapes a webhook may send (chunked, close-delimited, 1xx first, keep-alive dropped), and what
 must never go out or be believed."""
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from delivery.http import HttpClient
+from delivery.outcomes import Permanent, Retryable, Unreachable
 from schemas.channels import HttpSettings
-from workers.channels.base import Permanent, Retryable, Unreachable
-from workers.http import HttpClient
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 

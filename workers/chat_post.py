@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from workers.channels.base import DeliveryError, Permanent, Retryable
-from workers.http import HttpClient, classify
+from delivery.http import HttpClient, classify
+from delivery.outcomes import DeliveryError, Permanent, Retryable
 
 MASK = "***"
 

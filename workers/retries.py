@@ -17,7 +17,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from broker import names
-from workers.channels.base import Unreachable
+from delivery.outcomes import Unreachable
 
 
 def attempt_of(headers: Mapping[str, Any]) -> int:

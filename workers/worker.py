@@ -40,11 +40,12 @@ from pydantic import ValidationError
 
 from broker import names
 from broker.publisher import with_headers
+from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
 from workers import age_limit, dead_letters, metrics, one_cpu, receipts, retries
-from workers.channels.base import Notifier, Permanent, Retryable, load_notifier
+from workers.channels.base import Notifier, load_notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits

@@ -18,9 +18,10 @@ from email.message import EmailMessage
 
 import structlog
 
+from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, EmailSettings
-from workers.channels.base import ConfigurationError, Notifier, Permanent, Retryable
+from workers.channels.base import ConfigurationError, Notifier
 from workers.render import Notice, one_line, render
 
 log = structlog.get_logger(__name__)

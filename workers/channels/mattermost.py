@@ -13,12 +13,12 @@ import re
 import time
 from typing import Any
 
+from delivery.http import HttpClient
 from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import ConfigurationError, Notifier
 from workers.chat_post import post_json
-from workers.http import HttpClient
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest

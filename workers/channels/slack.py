@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from delivery.http import HttpClient
 from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import ConfigurationError, Notifier
 from workers.chat_post import post_json
-from workers.http import HttpClient
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from delivery.http import HttpClient, classify
+from delivery.outcomes import Permanent
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, WebhookSettings
-from workers.channels.base import Notifier, Permanent
-from workers.http import HttpClient, classify
+from workers.channels.base import Notifier
 
 EVENT_ID_HEADER = "X-Alertq-Event-Id"
 

@@ -30,9 +30,9 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from delivery import http_wire
+from delivery.outcomes import DeliveryError, Permanent, Retryable, Unreachable
 from schemas.channels import HttpSettings
-from workers import http_wire
-from workers.channels.base import DeliveryError, Permanent, Retryable, Unreachable
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BODY_EXCERPT = 200

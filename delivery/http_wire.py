@@ -1,5 +1,5 @@
 """One HTTP/1.1 request and its answer on a connection kept alive between requests: the direct (no proxy)
-path of `workers.http.HttpClient`.
+path of `delivery.http.HttpClient`.
 
 Why not http.client: it writes the head and the body in two send calls and parses every answer's
 headers with the e-mail package; that was a third of a Mattermost delivery's CPU. A chat webhook
