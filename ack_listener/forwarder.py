@@ -29,16 +29,15 @@ from pika.spec import Basic
 from pydantic import ValidationError
 
 from ack_listener.chat_reply import tell_failure
-from broker import names, topology
+from broker import dead_letters, names, topology
 from broker.connection import backoff_delays, connect, describe_error
 from broker.publisher import ConfirmedPublisher, PublishError
+from broker.shutdown import stop_on_signals
 from cores import make_target
 from cores.base import Permanent, Retryable, Target
 from schemas.ack import AckMessage, parse_ack
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
-from workers import dead_letters
-from workers.shutdown import stop_on_signals
 
 log = structlog.get_logger("alertq.ack_forwarder")
 

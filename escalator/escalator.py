@@ -28,7 +28,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 from pydantic import ValidationError
 
-from broker import names, topology
+from broker import dead_letters, names, topology
 from broker.connection import backoff_delays, describe_error, rotating_parameters
 from broker.pipeline import Outcome, PipelinedPublisher
 from escalator.decisions import Decisions, utc_now
@@ -38,7 +38,6 @@ from schemas.alert import parse_alert
 from schemas.settings import Settings
 from schemas.timer import parse_timer
 from schemas.versioning import UnsupportedSchema
-from workers import dead_letters
 from workers.metrics import serve
 
 log = structlog.get_logger("alertq.escalator")

@@ -38,19 +38,19 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from broker import names
+from broker import dead_letters, names
 from broker.publisher import with_headers
+from broker.shutdown import stop_on_signals
 from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
-from workers import age_limit, dead_letters, metrics, one_cpu, receipts, retries
+from workers import age_limit, metrics, one_cpu, receipts, retries
 from workers.channels.base import Notifier, load_notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
 from workers.receipts import Receipt
-from workers.shutdown import stop_on_signals
 
 log = structlog.get_logger("alertq.worker")
 
