@@ -234,7 +234,9 @@ class Escalator:
             nonlocal waiting, refused
             if outcome is Outcome.RETURNED and out.exchange != names.DEAD_EXCHANGE:
                 # A step for a channel nobody declared: dead-letter that one; the others go out.
-                dead = self._dead_letter(out.routing_key, out.body, out.properties, "unroutable", "no queue bound")
+                dead = self._dead_letter(
+                    out.routing_key, out.body, out.properties, dead_letters.UNROUTABLE, "no queue bound"
+                )
                 publish(dead)
                 return
             if outcome is not Outcome.CONFIRMED:

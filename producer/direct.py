@@ -7,12 +7,14 @@ the event stays safely in the spool meanwhile.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pika
 from pika.exceptions import UnroutableError
 
-from broker import names
+from broker import dead_letters, names
 from producer import spool
-from producer.message import SpooledEvent, dead_headers, properties
+from producer.message import SpooledEvent, properties
 
 
 def publish(urls: tuple[str, ...], timeout: float, events: list[SpooledEvent]) -> list[SpooledEvent]:
@@ -45,7 +47,9 @@ def publish(urls: tuple[str, ...], timeout: float, events: list[SpooledEvent]) -
                     mandatory=True,
                 )
             except UnroutableError:
-                headers = dead_headers("unroutable", f"no queue is bound for {event.routing_key}")
+                headers = dead_letters.headers(
+                    dead_letters.UNROUTABLE, f"no queue is bound for {event.routing_key}", datetime.now(UTC)
+                )
                 channel.basic_publish(
                     names.DEAD_EXCHANGE,
                     event.routing_key,

@@ -40,13 +40,3 @@ class SpooledEvent(NamedTuple):
 
 def properties(event_id: str, headers: dict[str, Any] | None = None) -> pika.BasicProperties:
     return json_properties(event_id or None, headers, type_="alertq.alert/1")
-
-
-def dead_headers(reason: str, error: str) -> dict[str, object]:
-    from datetime import UTC, datetime
-
-    return {
-        names.HEADER_DEAD_REASON: reason,
-        names.HEADER_DEAD_AT: datetime.now(UTC).isoformat(),
-        names.HEADER_LAST_ERROR: error[:500],
-    }

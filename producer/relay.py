@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -30,10 +31,10 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
-from broker import names, topology
+from broker import dead_letters, names, topology
 from broker.connection import backoff_delays, describe_error, rotating_parameters
 from producer import spool
-from producer.message import SpooledEvent, dead_headers, properties
+from producer.message import SpooledEvent, properties
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.relay")
@@ -240,7 +241,7 @@ class Relay:
             if body is None:
                 return
             bad = SpooledEvent(path=path, body=body, routing_key="invalid.spool", event_id="")
-            self._send(InFlight(bad, dead_reason="invalid"), error=f"unreadable spool file: {exc}")
+            self._send(InFlight(bad, dead_reason=dead_letters.INVALID), error=f"unreadable spool file: {exc}")
             return
         self._send(InFlight(event))
 
@@ -252,7 +253,7 @@ class Relay:
         else:
             exchange, props = (
                 names.DEAD_EXCHANGE,
-                properties(event.event_id, dead_headers(item.dead_reason, error)),
+                properties(event.event_id, dead_letters.headers(item.dead_reason, error, datetime.now(UTC))),
             )
         tag = self._next_tag
         self._next_tag += 1
@@ -303,7 +304,9 @@ class Relay:
                 routing_key=event.routing_key,
                 hint="is the channel enabled in the settings?",
             )
-            self._send(InFlight(event, dead_reason="unroutable"), error=f"no queue bound for {event.routing_key}")
+            self._send(
+                InFlight(event, dead_reason=dead_letters.UNROUTABLE), error=f"no queue bound for {event.routing_key}"
+            )
             return
         if item.returned:
             log.error(

@@ -15,19 +15,23 @@ from typing import IO, Any, TypeVar
 import click
 
 from alertq.common import load_settings, one_line
+from broker import dead_letters
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FILTER_HELP = textwrap.dedent("""
+FILTER_HELP = (
+    textwrap.dedent("""
     \b
     Filters (each narrows; repeat one to widen, e.g. --channel slack --channel email):
       --channel, --reason, --host/--service (globs on name, display name or id),
       --type (notification type), --event-id, --since/--older-than (time dead-lettered).
+
     \b
-    Reasons: invalid, unsupported-schema, expired, permanent, max-attempts, unroutable (alertq's),
-    delivery-limit, rejected (the broker's own, when a queue's x-delivery-limit ran out).
-    Messages that do not match stay in alertq.dead, untouched and in their order.
-""")
+    Reasons (--reason):
+    """).lstrip("\n")
+    + "".join(f"  {reason:<20}{meaning}\n" for reason, meaning in dead_letters.REASONS.items())
+    + "Messages that do not match stay in alertq.dead, untouched and in their order.\n"
+)
 
 
 def with_filter_help(command: click.Command) -> None:
