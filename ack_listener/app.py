@@ -12,9 +12,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import requests
 import structlog
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
@@ -23,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ack_listener import clicks
+from ack_listener import chat_reply, clicks
 from ack_listener.openapi import OPENAPI
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
 from schemas.ack import AckMessage
@@ -32,8 +30,6 @@ from schemas.ack_token import InvalidToken, verify_token
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.ack_listener")
-
-SLACK_REPLY_TIMEOUT = 5.0
 
 
 class Refused(Exception):
@@ -56,8 +52,7 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             return _refuse(exc, "mattermost")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "mattermost")
-        message = f"Acknowledged by @{ack.chat_user} via alertq"
-        return JSONResponse({"update": {"message": message, "props": {}}})
+        return JSONResponse({"update": {"message": chat_reply.acknowledged_text(ack.chat_user), "props": {}}})
 
     async def slack_actions(request: Request) -> Response:
         try:
@@ -68,10 +63,7 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             return _refuse(exc, "slack")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "slack")
-        reply = None
-        if ack.reply.response_url:
-            text = f"Acknowledged by @{ack.chat_user} via alertq"
-            reply = BackgroundTask(_slack_reply, ack.reply.response_url, text)
+        reply = BackgroundTask(chat_reply.tell_acknowledged, settings, ack) if ack.reply.response_url else None
         # Slack needs 200 within 3 s; the visible answer goes through response_url after it.
         return Response(status_code=200, background=reply)
 
@@ -174,13 +166,3 @@ def _empty() -> clicks.Click:
 def _refuse(exc: Refused, source: str) -> Response:
     log.warning("ack_listener.refused", source=source, status=exc.status, reason=exc.reason)
     return JSONResponse({"error": exc.reason}, status_code=exc.status)
-
-
-def _slack_reply(response_url: str, text: str) -> None:
-    body: dict[str, Any] = {"replace_original": True, "text": text}
-    try:
-        answer = requests.post(response_url, json=body, timeout=SLACK_REPLY_TIMEOUT)
-        answer.raise_for_status()
-    except requests.RequestException as exc:
-        # The ack itself is queued; only the chat's view of it is stale.
-        log.warning("ack_listener.slack_reply_failed", error=type(exc).__name__)

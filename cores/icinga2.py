@@ -7,6 +7,7 @@ with `X-HTTP-Method-Override: GET`, the API's way to put `filter_vars` in a body
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -56,15 +57,18 @@ class Icinga2(Target):
         self.http = HttpClient(http_settings(settings), headers=headers)
 
     def acknowledge(self, ack: AckMessage) -> None:
-        classify(self.http.post_json(self.url, body(ack)))
+        self.http.post_json(self.url, body(ack))
 
     def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
         kind = "hosts" if service_id is None else "services"
         query = {**object_filter(host_id, service_id), "attrs": STATE_ATTRS}
-        headers = {"X-HTTP-Method-Override": "GET"}
+        headers = {"Content-Type": "application/json", "X-HTTP-Method-Override": "GET"}
         try:
-            response = self.http.post_json(self.base_url + OBJECTS_PATH + kind, query, headers)
-            if response.status_code == 404:  # the API's answer to a filter that matches nothing
+            # Unclassified: a 404 is the API's answer to a filter that matches nothing.
+            response = self.http.request(
+                "POST", self.base_url + OBJECTS_PATH + kind, json.dumps(query).encode(), headers
+            )
+            if response.status_code == 404:
                 return None
             classify(response)
             results = response.json()["results"]

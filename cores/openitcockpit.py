@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from cores.base import Target, http_settings
-from delivery.http import HttpClient, classify
+from delivery.http import HttpClient
 from delivery.outcomes import Permanent, Retryable
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
@@ -51,7 +51,7 @@ class OpenItcockpit(Target):
         self.http = HttpClient(http_settings(settings), headers=headers)
 
     def acknowledge(self, ack: AckMessage) -> None:
-        classify(self.http.post_json(self.url, [command(ack, self.host_ack_type)]))
+        self.http.post_json(self.url, [command(ack, self.host_ack_type)])
 
     def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
         if service_id is None:
@@ -61,7 +61,6 @@ class OpenItcockpit(Target):
             listing, status = "all_services", "Servicestatus"
         try:
             response = self.http.get(self.base_url + path, params={"angular": "true", **params})
-            classify(response)
             found = response.json()[listing]
             if len(found) != 1:
                 return None

@@ -1,9 +1,12 @@
-"""Outbound HTTP for channels, and the one classifier of answers (Alertmanager's `notify.Retrier`).
+"""Outbound HTTP, and the one classifier of answers (Alertmanager's `notify.Retrier`).
 
-Every channel posts through `HttpClient`: timeouts always, TLS verification on (optionally against a
-CA bundle for self-signed servers), an optional proxy per channel. `classify` turns an answer into
-the runtime's outcome: 2xx delivered; 408/425/429/5xx retryable (429/503 with `Retry-After`);
-other 4xx permanent. Errors never carry the URL: webhook URL paths are secrets.
+Every endpoint alertq talks HTTP to goes through `HttpClient`: the channels' webhooks, the chat
+replies of the ack listener and forwarder, the monitoring cores' APIs. Timeouts always, TLS
+verification on (optionally against a CA bundle for self-signed servers), an optional proxy. `post`,
+`post_json` and `get` send and classify (`classify`): 2xx returns the answer; 408/425/429/5xx raise
+`Retryable` (429/503 with `Retry-After`); other 4xx `Permanent`. `request` sends without classifying,
+for the few callers that read a status themselves. Errors never carry the URL: webhook URL paths and
+Slack's response_url are secrets, so a body that quotes the URL back has it masked too.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import logging
 import ssl
 import threading
 import time
@@ -36,6 +40,10 @@ from schemas.channels import HttpSettings
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 BODY_EXCERPT = 200
+MASK = "***"
+
+# urllib3 logs every request line at DEBUG, webhook key included: never let it, whatever the log level.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 
 class Headers(Protocol):
@@ -171,14 +179,30 @@ class HttpClient:
         text = response.data.decode("utf-8", "replace")
         return Answer(response.status, text, response.headers)
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> Answer:
-        return self.request("POST", url, data, headers)
+    def post(
+        self, url: str, data: bytes, headers: Mapping[str, str], permanent_bodies: frozenset[str] = frozenset()
+    ) -> Answer:
+        """POST and classify: the 2xx answer, or `Retryable`/`Permanent` (see `classify`)."""
+        answer = self.request("POST", url, data, headers)
+        classify(answer, permanent_bodies, url)
+        return answer
+
+    def post_json(
+        self,
+        url: str,
+        payload: Any,
+        headers: Mapping[str, str] | None = None,
+        permanent_bodies: frozenset[str] = frozenset(),
+    ) -> Answer:
+        """`post` of `payload` as JSON; ASCII-escaped, so any text makes a valid body."""
+        body = json.dumps(payload).encode()
+        return self.post(url, body, {"Content-Type": "application/json", **(headers or {})}, permanent_bodies)
 
     def get(self, url: str, params: Mapping[str, str] | None = None) -> Answer:
-        return self.request("GET", f"{url}?{urlencode(params)}" if params else url)
-
-    def post_json(self, url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Answer:
-        return self.post(url, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+        """GET and classify, like `post`."""
+        answer = self.request("GET", f"{url}?{urlencode(params)}" if params else url)
+        classify(answer, url=url)
+        return answer
 
     def close(self) -> None:
         """At shutdown, once no thread sends any more."""
@@ -230,17 +254,28 @@ def retry_after(response: Answer) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def classify(response: Answer, permanent_bodies: frozenset[str] = frozenset()) -> None:
+def classify(response: Answer, permanent_bodies: frozenset[str] = frozenset(), url: str = "") -> None:
     """Return for a 2xx answer, else raise `Retryable` or `Permanent` naming status and body excerpt.
 
     `permanent_bodies` lets a channel mark error strings permanent whatever the status (Slack's
-    `channel_is_archived`, …)."""
+    `channel_is_archived`, …). `url`, and its path, are masked in the excerpt: proxies' and some
+    servers' error pages quote the request's URL back, and its path may be a webhook key."""
     if 200 <= response.status_code < 300:
         return
     excerpt = response.text[:BODY_EXCERPT].strip().replace("\n", " ")
-    reason = f"HTTP {response.status_code}" + (f": {excerpt}" if excerpt else "")
+    reason = f"HTTP {response.status_code}" + (f": {mask(excerpt, url)}" if excerpt else "")
     if excerpt in permanent_bodies:
         raise Permanent(reason)
     if response.status_code in RETRYABLE_STATUS:
         raise Retryable(reason, after=retry_after(response))
     raise Permanent(reason)
+
+
+def mask(text: str, url: str) -> str:
+    """`text` without `url` or its path (the key), in case a server quoted them back."""
+    if not url:
+        return text
+    path = urlsplit(url).path
+    for secret in sorted({url, path, path.strip("/")} - {"", "/"}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

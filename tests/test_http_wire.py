@@ -149,7 +149,7 @@ def test_informational_answers_are_skipped() -> None:
         [b"HTTP/1.1 100 Continue\r\n\r\n" + b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n"]
     )
     with scripted_server(script) as url:
-        answer = client().post(url, b"{}", {})
+        answer = client().request("POST", url, b"{}", {})
     assert answer.status_code == 429 and answer.headers.get("retry-after") == "3"
 
 

@@ -18,7 +18,6 @@ from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import ConfigurationError, Notifier
-from workers.chat_post import post_json
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -79,7 +78,7 @@ class MattermostNotifier(Notifier):
 
     def send(self, event: AlertEvent) -> None:
         assert self.config.url is not None  # checked in __init__
-        post_json(self.http, self.config.url, self.payload(event))
+        self.http.post_json(self.config.url.get_secret_value(), self.payload(event))
 
     def close(self) -> None:
         self.http.close()

@@ -20,7 +20,6 @@ from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import ConfigurationError, Notifier
-from workers.chat_post import post_json
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
@@ -96,7 +95,7 @@ class SlackNotifier(Notifier):
 
     def send(self, event: AlertEvent) -> None:
         assert self.config.url is not None  # checked in __init__
-        post_json(self.http, self.config.url, self.payload(event), PERMANENT_ERRORS)
+        self.http.post_json(self.config.url.get_secret_value(), self.payload(event), permanent_bodies=PERMANENT_ERRORS)
 
     def close(self) -> None:
         self.http.close()

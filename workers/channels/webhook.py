@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from delivery.http import HttpClient, classify
+from delivery.http import HttpClient
 from delivery.outcomes import Permanent
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, WebhookSettings
@@ -64,7 +64,7 @@ class WebhookNotifier(Notifier):
         headers = {"Content-Type": "application/json", EVENT_ID_HEADER: event.event_id}
         if self.config.signing_secret is not None:
             headers[self.config.signature_header] = signature(self.config.signing_secret.get_secret_value(), body)
-        classify(self.client.post(url, data=body, headers=headers))
+        self.client.post(url, body, headers)
 
     def close(self) -> None:
         self.client.close()
