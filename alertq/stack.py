@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from schemas.channels import EmailSettings
 from schemas.settings import Settings
 
 
@@ -31,22 +32,21 @@ def processes(settings: Settings) -> list[Process]:
 
 def sink_env(settings: Settings, channel: str) -> dict[str, str]:
     """Environment that makes `alertq worker <channel>` deliver to the local sink, or {} when the
-    channel is disabled or has a real endpoint configured (a URL, or an SMTP host or port)."""
+    channel is disabled or has an endpoint of its own (`ChannelSettings.has_endpoint`)."""
     channels = settings.channels
     if channel not in channels.enabled_names():
         return {}
+    config = channels.get(channel)
+    if config.has_endpoint():
+        return {}
     prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
-    if channel == "email":
-        if {"host", "port"} & channels.email.model_fields_set:
-            return {}
+    if isinstance(config, EmailSettings):  # the sink's SMTP side
         env = {f"{prefix}HOST": _connect_host(settings.sink.host), f"{prefix}PORT": str(settings.sink.smtp_port)}
         env[f"{prefix}SECURITY"] = "none"
-        if not channels.email.recipients:
+        if not config.recipients:
             # Events without a contact e-mail still show up in the preview instead of failing.
             env[f"{prefix}RECIPIENTS"] = '["ops@alertq.local"]'
         return env
-    if getattr(channels.get(channel), "url", None) is not None:
-        return {}
     return {f"{prefix}URL": f"{settings.sink.public_url()}/hooks/{channel}/local"}
 
 
@@ -65,12 +65,10 @@ def channel_workers(settings: Settings) -> list[Process]:
     """One `alertq worker <channel>` per channel that is enabled and either configured or routed to the
     preview sink (others would only crash-loop); with `worker.metrics_port` set, each gets its own port
     counting up from it."""
-    from workers.configured import problem
-
     result = []
     port = settings.worker.metrics_port
     for name in settings.channels.enabled_names():
-        if problem(settings, name) is not None and not sink_env(settings, name):
+        if settings.channels.problem(name) is not None and not sink_env(settings, name):
             continue
         argv = ["alertq", "worker", name]
         if port:

@@ -1,20 +1,22 @@
-"""Where acknowledgements go: one module per monitoring core, each a `Target` (see base.py)."""
+"""Where acknowledgements go: one module per monitoring core, each a `Target` (see base.py); this
+registry names every one by its `ack_target.kind`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cores.base import Target
+from cores.icinga2 import Icinga2
+from cores.nagios import NagiosCommandFile
+from cores.openitcockpit import OpenItcockpit
 from schemas.ack_listener import AckTargetSettings
+
+TARGETS: dict[str, Callable[[AckTargetSettings], Target]] = {
+    "nagios": NagiosCommandFile,
+    "openitcockpit": OpenItcockpit,
+    "icinga2": Icinga2,
+}
 
 
 def make_target(settings: AckTargetSettings) -> Target:
-    if settings.kind == "nagios":
-        from cores.nagios import NagiosCommandFile
-
-        return NagiosCommandFile(settings)
-    if settings.kind == "openitcockpit":
-        from cores.openitcockpit import OpenItcockpit
-
-        return OpenItcockpit(settings)
-    from cores.icinga2 import Icinga2
-
-    return Icinga2(settings)
+    return TARGETS[settings.kind](settings)

@@ -1,15 +1,31 @@
 """Settings of each delivery channel: `[channels.<name>]` in TOML, `ALERTQ_CHANNELS__<NAME>__…` in env.
 
-Adding a channel is one module in `workers/channels/` and one settings class here plus its field in
-`ChannelsSettings`. What every channel shares (enabled, rate limit, HTTP client) is in `ChannelSettings`.
+Adding a channel is one module in `workers/channels/` (named in its registry) and one settings class
+here plus its field in `ChannelsSettings`. What every channel shares (enabled, rate limit, HTTP
+client) is in `ChannelSettings`. Each class answers, for the worker, for `alertq worker` and for
+`alertq up` alike, whether its settings can deliver (`problem`) and whether the operator named an
+endpoint at all (`has_endpoint`; `alertq up` points the channel at its preview sink otherwise).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+
+# Deliberately plain: one address, no display name, no whitespace or control characters; anything
+# else in an e-mail setting or an event's contact e-mail would be a header-injection attempt or a typo.
+PLAIN_ADDRESS = re.compile(r"^[^\s@<>,;\"'()\[\]\\]+@[^\s@<>,;\"'()\[\]\\]+$")
+
+
+def _given(url: SecretStr | None) -> bool:
+    return url is not None and bool(url.get_secret_value())
+
+
+def _no_url(name: str) -> str:
+    return f"channel {name!r} has no URL: set channels.{name}.url (or ALERTQ_CHANNELS__{name.upper()}__URL)"
 
 
 class _Section(BaseModel):
@@ -40,6 +56,14 @@ class ChannelSettings(_Section):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
+    def problem(self, name: str) -> str | None:
+        """Why channel `name` cannot deliver with these settings (one line naming the setting), or None."""
+        return None
+
+    def has_endpoint(self) -> bool:
+        """Whether the operator named where this channel delivers."""
+        return True
+
 
 class AckSettings(_Section):
     """Signing of chat "Acknowledge" buttons (`[ack]`): the channels sign, the ack listener verifies."""
@@ -67,6 +91,11 @@ class TwoWayChannelSettings(ChannelSettings):
         self._ack = ack
         return self
 
+    def problem(self, name: str) -> str | None:
+        if self.two_way and self.ack.signing_secret is None:
+            return f"channels.{name}.two_way is on but ack.signing_secret is not set"
+        return None
+
 
 class MattermostSettings(TwoWayChannelSettings):
     url: SecretStr | None = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
@@ -79,6 +108,19 @@ class MattermostSettings(TwoWayChannelSettings):
     )
     ack_url: str | None = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
 
+    def problem(self, name: str) -> str | None:
+        if not _given(self.url):
+            return _no_url(name)
+        if self.two_way and not self.ack_url:
+            return (
+                f"channels.{name}.two_way is on but channels.{name}.ack_url is not set "
+                "(the ack listener's /mattermost/actions URL)"
+            )
+        return super().problem(name)
+
+    def has_endpoint(self) -> bool:
+        return _given(self.url)
+
 
 class SlackSettings(TwoWayChannelSettings):
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=1.0, burst=3))
@@ -89,6 +131,12 @@ class SlackSettings(TwoWayChannelSettings):
         description="Add a signed Acknowledge button (Slack app interactivity must "
         "point at the ack listener's /slack/actions).",
     )
+
+    def problem(self, name: str) -> str | None:
+        return _no_url(name) if not _given(self.url) else super().problem(name)
+
+    def has_endpoint(self) -> bool:
+        return _given(self.url)
 
 
 class EmailSettings(ChannelSettings):
@@ -104,6 +152,21 @@ class EmailSettings(ChannelSettings):
     recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
     ui_base_url: str | None = None
 
+    def problem(self, name: str) -> str | None:
+        if (self.username is None) != (self.password is None):
+            return f"channels.{name}.username and channels.{name}.password go together"
+        if not PLAIN_ADDRESS.match(self.sender):
+            return f"channels.{name}.sender is not a plain e-mail address"
+        for address in self.recipients:
+            if not PLAIN_ADDRESS.match(address):
+                return f"channels.{name}.recipients: {address!r} is not a plain e-mail address"
+        return None
+
+    def has_endpoint(self) -> bool:
+        # The defaults (127.0.0.1:25) are a working local MTA for `alertq worker email`, but not one the
+        # operator chose.
+        return bool({"host", "port"} & self.model_fields_set)
+
 
 class WebhookSettings(ChannelSettings):
     url: SecretStr | None = Field(None, description="Where to POST the event JSON.")
@@ -118,3 +181,10 @@ class WebhookSettings(ChannelSettings):
         description="If set, an HMAC-SHA256 of the body is sent in `signature_header` as `sha256=<hex>`.",
     )
     signature_header: str = "X-Alertq-Signature"
+
+    def problem(self, name: str) -> str | None:
+        return _no_url(name) if not _given(self.url) and not self.urls else None
+
+    def has_endpoint(self) -> bool:
+        # `urls` serve named contacts only: everything else needs `url`.
+        return _given(self.url)

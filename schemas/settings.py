@@ -206,6 +206,17 @@ class ChannelsSettings(_Section):
         settings: ChannelSettings = getattr(self, name)
         return settings
 
+    def problem(self, name: str) -> str | None:
+        """Why `alertq worker <name>` cannot run (one line), or None: the one answer to "is this channel
+        configured?", for the worker command, the notifiers and `alertq up`."""
+        known = list(type(self).model_fields)
+        if name not in known:
+            return f"unknown channel {name!r}; channels: {', '.join(known)}"
+        config = self.get(name)
+        if not config.enabled:
+            return f"channel {name!r} is disabled (channels.{name}.enabled = false)"
+        return config.problem(name)
+
 
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"

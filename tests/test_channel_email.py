@@ -19,7 +19,8 @@ from tests.support.alert_events import ALL_TYPES, KINDS, alert_event, case_name,
 from tests.support.golden import check_golden
 from tests.support.smtp import Inbox, free_port, password_checker, smtp_server
 from tests.support.tls import local_ca
-from workers.channels.base import ConfigurationError, load_notifier
+from workers.channels import load_notifier
+from workers.channels.base import ConfigurationError
 from workers.channels.email import EmailNotifier
 
 SENDER = "alertq@example.org"

@@ -17,7 +17,8 @@ from tests.support.alert_events import ALL_TYPES, KINDS, alert_event, case_name,
 from tests.support.chat import SIGNING_SECRET, normalise_tokens, own_server, pretty, stalling_server
 from tests.support.golden import check_golden
 from tests.support.tls import local_ca
-from workers.channels.base import ConfigurationError, load_notifier
+from workers.channels import load_notifier
+from workers.channels.base import ConfigurationError
 from workers.channels.mattermost import MattermostNotifier
 
 HOOK_KEY = "s3cr3thookkey4mattermost"

@@ -34,7 +34,6 @@ from tests.support.ack_processes import ack_forwarder, ack_listener
 from tests.support.nagios import NagiosCore
 from tests.support.nagios_config import NotificationArgs
 from tests.support.rabbit import free_port
-from workers.configured import problem
 
 KUBERNETES_VERSION = "1.30"
 # The rabbitmq scaler's metadata as KEDA documents it (the CRD leaves `metadata` a free string map).
@@ -130,7 +129,7 @@ def test_the_kubernetes_and_compose_environments_start_every_process(
     clean_env: Callable[[dict[str, str]], Settings],
 ) -> None:
     k8s = clean_env(files.kubernetes_environment())
-    assert [c for c in files.CHANNELS if problem(k8s, c)] == []
+    assert [c for c in files.CHANNELS if k8s.channels.problem(c)] == []
     assert k8s.ack_target.problem() is None
     assert k8s.state_store.startswith("postgresql://"), "two escalator replicas need a shared store"
 
@@ -140,7 +139,7 @@ def test_the_kubernetes_and_compose_environments_start_every_process(
         env = {k: files.interpolated(str(v)) for k, v in files.compose()["services"][service]["environment"].items()}
         settings = clean_env({**compose_env, **env})
         assert settings.broker.masked_urls == ["amqp://alertq:***@rabbitmq:5672/"]
-    assert [c for c in files.CHANNELS if problem(settings, c)] == []
+    assert [c for c in files.CHANNELS if settings.channels.problem(c)] == []
 
 
 # ---- commands ------------------------------------------------------------------------------------------

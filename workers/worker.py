@@ -46,7 +46,8 @@ from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
 from workers import age_limit, metrics, one_cpu, receipts, retries
-from workers.channels.base import Notifier, load_notifier
+from workers.channels import load_notifier
+from workers.channels.base import Notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
@@ -178,7 +179,7 @@ class Worker:
         started = time.monotonic()
         try:
             retries.quick(
-                lambda: self.notifier.deliver(event, delivery.body),
+                lambda: self.notifier.send(event, delivery.body),
                 self.settings.worker.connect_retries,
                 self.settings.worker.connect_retry_wait,
             )

@@ -33,15 +33,9 @@ def worker(channel: str, metrics_port: int | None) -> None:
       ALERTQ_RETRY__DELAYS=5,30,120 ALERTQ_WORKER__PREFETCH=100 alertq worker slack
     """
     settings = load_settings()
-    from workers.configured import problem
-
-    reason = problem(settings, channel)
+    reason = settings.channels.problem(channel)
     if reason is not None:
         raise click.ClickException(reason)
     from workers.worker import Worker
 
-    try:
-        runner = Worker(settings, channel, metrics_port=metrics_port)
-    except (ImportError, LookupError) as exc:
-        raise click.ClickException(f"channel {channel!r} cannot be loaded: {exc}") from None
-    sys.exit(runner.run())
+    sys.exit(Worker(settings, channel, metrics_port=metrics_port).run())

@@ -1,14 +1,15 @@
 """The contract between the worker runtime and a channel (Alertmanager's notifier shape).
 
-A channel module in this package defines one `Notifier` subclass. Its `send(event)` either returns
-(delivered) or raises `Retryable` (try again, at the earliest `after` seconds from now) or `Permanent`
-(dead-letter with this reason). Everything else, validation, rate limits, retry tiers, dead letters,
-acking, is the runtime's job, so a channel module is only "event → request → classify the answer".
+A channel module in this package defines one `Notifier` subclass, named in the registry
+(`workers/channels/__init__.py`). Its `send(event, body)` either returns (delivered) or raises
+`Retryable` (try again, at the earliest `after` seconds from now) or `Permanent` (dead-letter with this
+reason; both from `delivery.outcomes`). Everything else, validation, rate limits, retry tiers, dead
+letters, acking, is the runtime's job, so a channel module is only "event → request → classify the
+answer". Whether its settings can work is the settings' own answer (`ChannelSettings.problem`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import ClassVar
 
 from schemas.alert import AlertEvent
@@ -27,6 +28,9 @@ class Notifier:
     name: ClassVar[str]
 
     def __init__(self, settings: ChannelSettings) -> None:
+        problem = settings.problem(self.name)
+        if problem is not None:
+            raise ConfigurationError(problem)
         self.settings = settings
 
     def target(self, event: AlertEvent) -> str:
@@ -35,27 +39,10 @@ class Notifier:
         Returned as an opaque key that must not contain secrets; the default is the channel itself."""
         return self.name
 
-    def send(self, event: AlertEvent) -> None:
+    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        """Deliver `event`. `body` is the message exactly as it came from the broker (None: not from a
+        broker); only channels that forward the event as it is (webhook) read it."""
         raise NotImplementedError
-
-    def deliver(self, event: AlertEvent, body: bytes) -> None:
-        """What the runtime calls: `body` is the message exactly as it came from the broker. Channels
-        that forward the event as it is (webhook) override this; the others just `send`."""
-        self.send(event)
 
     def close(self) -> None:
         """Release connections (HTTP sessions, SMTP) at shutdown."""
-
-
-def load_notifier(name: str, settings: ChannelSettings) -> Notifier:
-    """The notifier of channel `name`: the one `Notifier` subclass in `workers.channels.<name>`."""
-    module = importlib.import_module(f"workers.channels.{name}")
-    for value in vars(module).values():
-        if (
-            isinstance(value, type)
-            and issubclass(value, Notifier)
-            and value is not Notifier
-            and getattr(value, "name", None) == name
-        ):
-            return value(settings)
-    raise LookupError(f"workers.channels.{name} defines no Notifier named {name!r}")

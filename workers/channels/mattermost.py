@@ -17,7 +17,7 @@ from delivery.http import HttpClient
 from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
-from workers.channels.base import ConfigurationError, Notifier
+from workers.channels.base import Notifier
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -58,16 +58,6 @@ class MattermostNotifier(Notifier):
         if not isinstance(settings, MattermostSettings):
             raise TypeError("MattermostNotifier needs MattermostSettings")
         self.config = settings
-        if settings.url is None:
-            raise ConfigurationError("channels.mattermost.url is not set (the incoming webhook URL)")
-        if settings.two_way:
-            if not settings.ack_url:
-                raise ConfigurationError(
-                    "channels.mattermost.two_way is on but channels.mattermost.ack_url is not set "
-                    "(the ack listener's /mattermost/actions URL)"
-                )
-            if settings.ack.signing_secret is None:
-                raise ConfigurationError("channels.mattermost.two_way is on but ack.signing_secret is not set")
         self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
 
     def target(self, event: AlertEvent) -> str:
@@ -76,8 +66,8 @@ class MattermostNotifier(Notifier):
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
-    def send(self, event: AlertEvent) -> None:
-        assert self.config.url is not None  # checked in __init__
+    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
         self.http.post_json(self.config.url.get_secret_value(), self.payload(event))
 
     def close(self) -> None:

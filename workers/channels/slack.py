@@ -19,7 +19,7 @@ from delivery.http import HttpClient
 from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
-from workers.channels.base import ConfigurationError, Notifier
+from workers.channels.base import Notifier
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
@@ -79,10 +79,6 @@ class SlackNotifier(Notifier):
         if not isinstance(settings, SlackSettings):
             raise TypeError("SlackNotifier needs SlackSettings")
         self.config = settings
-        if settings.url is None:
-            raise ConfigurationError("channels.slack.url is not set (the incoming webhook URL)")
-        if settings.two_way and settings.ack.signing_secret is None:
-            raise ConfigurationError("channels.slack.two_way is on but ack.signing_secret is not set")
         self.http = HttpClient(settings.http, user_agent="alertq-slack")
 
     def target(self, event: AlertEvent) -> str:
@@ -93,8 +89,8 @@ class SlackNotifier(Notifier):
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
-    def send(self, event: AlertEvent) -> None:
-        assert self.config.url is not None  # checked in __init__
+    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
         self.http.post_json(self.config.url.get_secret_value(), self.payload(event), permanent_bodies=PERMANENT_ERRORS)
 
     def close(self) -> None:

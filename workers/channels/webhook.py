@@ -53,10 +53,8 @@ class WebhookNotifier(Notifier):
         url = self.url_for(event)
         return url_key(url) if url is not None else "webhook-none"
 
-    def send(self, event: AlertEvent) -> None:
-        self.deliver(event, event.to_json())
-
-    def deliver(self, event: AlertEvent, body: bytes) -> None:
+    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        body = event.to_json() if body is None else body
         url = self.url_for(event)
         if url is None:
             contact = event.contact.name if event.contact is not None else None
