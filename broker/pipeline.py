@@ -10,6 +10,7 @@ before the confirm of the same message: the publisher remembers it and settles t
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ class PipelinedPublisher:
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def channel(self) -> Channel:
+        return self._channel
+
     def publish(
         self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties, on_settled: Settled
     ) -> None:
@@ -72,7 +77,9 @@ class PipelinedPublisher:
         method = frame.method
         acked = isinstance(method, Basic.Ack)
         upto = method.delivery_tag
-        seqs = sorted(s for s in self._inflight if s <= upto) if method.multiple else [upto]
+        # `_inflight` holds its sequence numbers in ascending order (dicts keep insertion order): a
+        # multiple confirm settles a prefix of it.
+        seqs = list(itertools.takewhile(lambda s: s <= upto, self._inflight)) if method.multiple else [upto]
         for seq in seqs:
             item = self._inflight.pop(seq, None)
             if item is None:

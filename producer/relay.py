@@ -3,8 +3,9 @@
 Top-down:
 1. take `<spool>/relay.lock` (a second relay waits as a standby until the first one dies);
 2. connect (cluster URLs in turn, backoff between attempts) and declare the topology;
-3. publish files through a window of unconfirmed messages (pipelined confirms: the broker's fsync is
-   paid once per batch, not once per event), look for new files every `spool.poll_interval`;
+3. publish files through a window of unconfirmed messages (pipelined confirms, `broker.pipeline`: the
+   broker's fsync is paid once per batch, not once per event), look for new files every
+   `spool.poll_interval`;
 4. on a confirm delete the file; an unroutable event goes to the dead letters as `unroutable`, an
    unreadable file as `invalid`, then its file is deleted; a nack leaves the file for a later try;
 5. connection lost: every unconfirmed file is still on disk, so reconnect and carry on (an event whose
@@ -16,35 +17,27 @@ One thread, pika's SelectConnection: the relay never blocks its connection, so h
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pika
 import structlog
 from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
-from pika.spec import Basic
 
 from broker import dead_letters, names, topology
 from broker.connection import backoff_delays, describe_error, rotating_parameters
+from broker.pipeline import Outcome, PipelinedPublisher
 from producer import spool
 from producer.message import SpooledEvent, properties
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.relay")
-
-
-@dataclass
-class InFlight:
-    event: SpooledEvent
-    dead_reason: str | None = None  # set when this publish is the event's trip to the dead letters
-    returned: bool = False
 
 
 class Relay:
@@ -58,12 +51,9 @@ class Relay:
         self._params = rotating_parameters(settings.broker, "alertq relay")
         self._backoff: Iterator[float] = backoff_delays(settings.broker.reconnect_max_delay)
         self._connection: SelectConnection | None = None
-        self._channel: Channel | None = None
-        self._inflight: OrderedDict[int, InFlight] = OrderedDict()
-        self._by_message_id: dict[str, int] = {}
-        self._busy_paths: set[str] = set()
+        self._publisher: PipelinedPublisher | None = None
+        self._busy_paths: set[str] = set()  # published, not yet settled: not to be picked up again
         self._backlog: deque[str] = deque()
-        self._next_tag = 1
         self._stopping = False
         self._exit_code = 0
         self._pump_scheduled = False
@@ -131,11 +121,9 @@ class Relay:
             return
         if self._stop_requested():  # SIGTERM came while there was no connection for the handler to stop
             return
-        self._inflight.clear()
-        self._by_message_id.clear()
+        self._publisher = None
         self._busy_paths.clear()
         self._backlog.clear()
-        self._next_tag = 1
         # A pump scheduled on the previous connection's loop died with it.
         self._pump_scheduled = False
         self._connection = SelectConnection(
@@ -148,7 +136,7 @@ class Relay:
             self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
         self._connection.ioloop.start()
         self._connection = None
-        self._channel = None
+        self._publisher = None
 
     def _declare_topology(self) -> bool:
         try:
@@ -177,15 +165,13 @@ class Relay:
     def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
         if not self._stopping:
             self._fail_attempt(reason)
-        if self._inflight:
-            log.info("relay.unconfirmed_left_in_spool", count=len(self._inflight))
+        if self._in_flight():
+            log.info("relay.unconfirmed_left_in_spool", count=self._in_flight())
         connection.ioloop.stop()
 
     def _on_channel_open(self, channel: Channel) -> None:
-        self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm)
+        self._publisher = PipelinedPublisher(channel)
         self._backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
         log.info("relay.connected")
         self._schedule_pump(0)
@@ -206,16 +192,20 @@ class Relay:
         self._pump_scheduled = True
         self._connection.ioloop.call_later(delay, self._pump)
 
+    def _in_flight(self) -> int:
+        return self._publisher.in_flight if self._publisher is not None else 0
+
     def _pump(self) -> None:
         self._pump_scheduled = False
-        if self._stopping or self._channel is None or not self._channel.is_open:
+        publisher = self._publisher
+        if self._stopping or publisher is None or not publisher.channel.is_open:
             return
-        while len(self._inflight) < self.window:
+        while publisher.in_flight < self.window:
             path = self._next_path()
             if path is None:
                 break
             self._publish_file(path)
-        if self._inflight:
+        if publisher.in_flight:
             return  # confirms will pump again
         if self.once and not self._backlog and not spool.pending(self.spool_dir):
             self._begin_stop()
@@ -241,74 +231,47 @@ class Relay:
             if body is None:
                 return
             bad = SpooledEvent(path=path, body=body, routing_key="invalid.spool", event_id="")
-            self._send(InFlight(bad, dead_reason=dead_letters.INVALID), error=f"unreadable spool file: {exc}")
+            self._send(bad, dead_letters.INVALID, f"unreadable spool file: {exc}")
             return
-        self._send(InFlight(event))
+        self._send(event)
 
-    def _send(self, item: InFlight, error: str = "") -> None:
-        assert self._channel is not None
-        event = item.event
-        if item.dead_reason is None:
+    def _send(self, event: SpooledEvent, dead_reason: str | None = None, error: str = "") -> None:
+        """Publish `event`, or with `dead_reason` its trip to the dead letters; settled in `_settled`."""
+        assert self._publisher is not None
+        if dead_reason is None:
             exchange, props = names.EVENTS_EXCHANGE, properties(event.event_id)
         else:
-            exchange, props = (
-                names.DEAD_EXCHANGE,
-                properties(event.event_id, dead_letters.headers(item.dead_reason, error, datetime.now(UTC))),
-            )
-        tag = self._next_tag
-        self._next_tag += 1
-        self._inflight[tag] = item
+            headers = dead_letters.headers(dead_reason, error, datetime.now(UTC))
+            exchange, props = names.DEAD_EXCHANGE, properties(event.event_id, headers)
         if event.path is not None:
             self._busy_paths.add(event.path)
-        if event.event_id:
-            self._by_message_id[event.event_id] = tag
-        self._channel.basic_publish(exchange, event.routing_key, event.body, props, mandatory=True)
+        settled = functools.partial(self._settled, event, dead_reason)
+        self._publisher.publish(exchange, event.routing_key, event.body, props, settled)
 
-    def _on_return(self, channel: Channel, method: Basic.Return, props: pika.BasicProperties, body: bytes) -> None:
-        # basic.return comes before the confirm of the same message, so mark it for when that arrives.
-        tag = self._by_message_id.get(props.message_id or "")
-        if tag is not None and tag in self._inflight:
-            self._inflight[tag].returned = True
-        else:
-            log.error("relay.return_unmatched", routing_key=method.routing_key, reply=method.reply_text)
-
-    def _on_confirm(self, frame: pika.frame.Method) -> None:
-        method = frame.method
-        acked = isinstance(method, Basic.Ack)
-        upto = method.delivery_tag
-        tags = [t for t in self._inflight if t <= upto] if method.multiple else [upto]
-        for tag in tags:
-            item = self._inflight.pop(tag, None)
-            if item is None:
-                continue
-            event = item.event
-            if event.event_id and self._by_message_id.get(event.event_id) == tag:
-                del self._by_message_id[event.event_id]
-            self._settle(item, acked)
-        if self._stopping and not self._inflight:
+    def _settled(self, event: SpooledEvent, dead_reason: str | None, outcome: Outcome) -> None:
+        self._settle(event, dead_reason, outcome)
+        in_flight = self._in_flight()
+        if self._stopping and not in_flight:
             self._close()
-        elif len(self._inflight) <= self.window // 2:
+        elif in_flight <= self.window // 2:
             self._schedule_pump(0)
 
-    def _settle(self, item: InFlight, acked: bool) -> None:
-        event = item.event
+    def _settle(self, event: SpooledEvent, dead_reason: str | None, outcome: Outcome) -> None:
         path = event.path
-        if not acked:
+        if outcome is Outcome.NACKED:
             log.warning("relay.nacked", event_id=event.event_id, routing_key=event.routing_key)
             self._release(path)
             return
-        if item.returned and item.dead_reason is None:
+        if outcome is Outcome.RETURNED and dead_reason is None:
             log.warning(
                 "relay.unroutable",
                 event_id=event.event_id,
                 routing_key=event.routing_key,
                 hint="is the channel enabled in the settings?",
             )
-            self._send(
-                InFlight(event, dead_reason=dead_letters.UNROUTABLE), error=f"no queue bound for {event.routing_key}"
-            )
+            self._send(event, dead_letters.UNROUTABLE, f"no queue bound for {event.routing_key}")
             return
-        if item.returned:
+        if outcome is Outcome.RETURNED:
             log.error(
                 "relay.dead_letter_unroutable",
                 event_id=event.event_id,
@@ -316,11 +279,11 @@ class Relay:
                 hint="run `alertq topology declare`; the file stays in the spool",
             )
             return  # keep it busy so it is not retried in a loop; a restart tries again
-        if item.dead_reason is None:
+        if dead_reason is None:
             self.published += 1
         else:
             self.dead_lettered += 1
-            log.warning("relay.dead_lettered", event_id=event.event_id, reason=item.dead_reason)
+            log.warning("relay.dead_lettered", event_id=event.event_id, reason=dead_reason)
         if path is not None:
             spool.remove(path)
             self._busy_paths.discard(path)
@@ -333,10 +296,10 @@ class Relay:
 
     def _begin_stop(self) -> None:
         self._stopping = True
-        if not self._inflight:
+        if not self._in_flight():
             self._close()
             return
-        log.info("relay.draining", unconfirmed=len(self._inflight))
+        log.info("relay.draining", unconfirmed=self._in_flight())
         if self._connection is not None:
             self._connection.ioloop.call_later(self.settings.broker.confirm_timeout, self._close)
 
