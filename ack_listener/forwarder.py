@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPError
 from pika.spec import Basic
 from pydantic import ValidationError
 
 from ack_listener.chat_reply import tell_failure
 from broker import dead_letters, names, topology
-from broker.connection import backoff_delays, connect, describe_error
+from broker.connection import connect
 from broker.publisher import ConfirmedPublisher, PublishError
+from broker.session import Sessions
 from broker.shutdown import stop_on_signals
 from cores import make_target
 from cores.base import Permanent, Retryable, Target
@@ -60,23 +60,18 @@ class Forwarder:
         self._stop = threading.Event()
 
     def run(self) -> int:
-        self._stop = stop_on_signals()
-        backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
+        self._stop = stop_on_signals("ack_forwarder")
+        sessions = Sessions(self.settings, "ack_forwarder", "alertq ack-forwarder", self._stop)
         try:
-            while not self._stop.is_set():
-                try:
-                    self._session()
-                except (AMQPError, AMQPConnectorException, OSError) as exc:
-                    delay = next(backoff)
-                    log.warning("ack_forwarder.broker_unavailable", error=describe_error(exc), retry_in=delay)
-                    self._stop.wait(delay)
+            sessions.run(lambda: self._session(sessions))
         finally:
             self.target.close()
         log.info("ack_forwarder.stopped")
         return 0
 
-    def _session(self) -> None:
-        connection = self._connection = connect(self.settings.broker, "alertq ack-forwarder")
+    def _session(self, sessions: Sessions) -> None:
+        connection = self._connection = connect(self.settings.broker, sessions.client_name)
+        sessions.connected()
         try:
             publish_channel = connection.channel()
             topology.declare(publish_channel, self.settings)

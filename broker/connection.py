@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pika
@@ -27,11 +26,6 @@ def parameters(settings: BrokerSettings, client_name: str) -> list[pika.URLParam
         params.client_properties = {"connection_name": client_name, "product": "alertq"}
         result.append(params)
     return result
-
-
-def rotating_parameters(settings: BrokerSettings, client_name: str) -> Iterator[pika.URLParameters]:
-    """Endless round-robin over the cluster's URLs, for reconnect loops."""
-    return itertools.cycle(parameters(settings, client_name))
 
 
 def connect(settings: BrokerSettings, client_name: str) -> BlockingConnection:

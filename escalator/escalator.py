@@ -14,7 +14,6 @@ alert storm of PROBLEMs would delay every timer behind it.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +27,11 @@ from pika.channel import Channel
 from pika.spec import Basic
 from pydantic import ValidationError
 
-from broker import dead_letters, names, topology
-from broker.connection import backoff_delays, describe_error, rotating_parameters
+from broker import dead_letters, names
+from broker.connection import describe_error
 from broker.pipeline import Outcome, PipelinedPublisher
+from broker.session import Sessions
+from broker.shutdown import stop_on_signals
 from escalator.decisions import Decisions, utc_now
 from escalator.outgoing import Decision, Outgoing
 from schemas.ack import parse_ack
@@ -57,9 +58,14 @@ class Escalator:
         self.metrics_port = settings.escalator.metrics_port if metrics_port is None else metrics_port
         self.consuming = False
         self._stopping = threading.Event()
-        self._params = rotating_parameters(settings.broker, "alertq escalator")
-        self._backoff = backoff_delays(settings.broker.reconnect_max_delay)
-        self._topology_ready = False
+        self._sessions = Sessions(
+            settings,
+            "escalator",
+            "alertq escalator",
+            self._stopping,
+            declare_topology=True,
+            context=lambda: {"unsettled": len(self._pending)},
+        )
         self._connection: SelectConnection | None = None
         self._consume: Channel | None = None
         self._publisher: PipelinedPublisher | None = None
@@ -69,18 +75,12 @@ class Escalator:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> int:
-        self._install_signal_handlers()
+        stop_on_signals("escalator", self._stopping, self._wake_to_stop)
         server = None
         if self.metrics_port:
             server = serve(self.settings.escalator.metrics_host, self.metrics_port, lambda: self.consuming)
         try:
-            while not self._stopping.is_set():
-                self._run_connection()
-                if self._stopping.is_set():
-                    break
-                delay = next(self._backoff)
-                log.info("escalator.reconnecting", in_seconds=delay)
-                self._stopping.wait(delay)
+            self._sessions.run(self._run_connection)
         finally:
             if server is not None:
                 server.shutdown()
@@ -88,37 +88,20 @@ class Escalator:
         log.info("escalator.stopped")
         return 0
 
-    def _install_signal_handlers(self) -> None:
-        def handle(signum: int, _frame: Any) -> None:
-            if not self._stopping.is_set():
-                log.info("escalator.stopping", signal=signal.Signals(signum).name)
-            self._stopping.set()
-            if self._connection is not None:
-                self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+    def _wake_to_stop(self) -> None:
+        """On a signal: the I/O loop does not look at the stop event by itself."""
+        if self._connection is not None:
+            self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
 
     def _run_connection(self) -> None:
-        if not self._topology_ready and not self._declare_topology():
-            return
         self._connection = SelectConnection(
-            next(self._params),
+            self._sessions.next_parameters(),
             on_open_callback=lambda connection: connection.channel(on_open_callback=self._on_publish_channel),
             on_open_error_callback=self._on_connection_error,
             on_close_callback=self._on_connection_closed,
         )
         self._connection.ioloop.start()
         self._connection = self._consume = self._publisher = None
-
-    def _declare_topology(self) -> bool:
-        try:
-            topology.declare_with(self.settings, "alertq escalator (topology)")
-        except Exception as exc:
-            log.warning("escalator.broker_unavailable", error=describe_error(exc))
-            return False
-        self._topology_ready = True
-        return True
 
     def _on_connection_error(self, connection: SelectConnection, error: BaseException | str) -> None:
         log.warning("escalator.broker_unavailable", error=error if isinstance(error, str) else describe_error(error))
@@ -139,7 +122,7 @@ class Escalator:
         # A channel error (a queue deleted under us, say) ends the connection: start over cleanly.
         if not self._stopping.is_set():
             log.warning("escalator.channel_closed", error=describe_error(reason))
-            self._topology_ready = False
+            self._sessions.topology_lost()
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 
@@ -156,7 +139,7 @@ class Escalator:
         def consume(_frame: Any) -> None:
             channel.basic_consume(names.ESCALATOR_QUEUE, self._on_message)
             self.consuming = True
-            self._backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
+            self._sessions.connected()
             log.info("escalator.consuming", queue=names.ESCALATOR_QUEUE, store=self.decisions.store.describe())
             self._schedule_sweep(0)
 

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
-import time
+import threading
 from collections import deque
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 
-from broker import dead_letters, names, topology
-from broker.connection import backoff_delays, describe_error, rotating_parameters
+from broker import dead_letters, names
+from broker.connection import describe_error
 from broker.pipeline import Outcome, PipelinedPublisher
+from broker.session import Sessions
+from broker.shutdown import stop_on_signals
 from producer import spool
 from producer.message import SpooledEvent, properties
 from schemas.settings import Settings
@@ -48,30 +47,35 @@ class Relay:
         self.window = settings.spool.publish_window
         self.published = 0
         self.dead_lettered = 0
-        self._params = rotating_parameters(settings.broker, "alertq relay")
-        self._backoff: Iterator[float] = backoff_delays(settings.broker.reconnect_max_delay)
+        self._stop = threading.Event()
+        self._sessions = Sessions(
+            settings,
+            "relay",
+            "alertq relay",
+            self._stop,
+            declare_topology=True,
+            context=lambda: {"backlog": len(spool.pending(self.spool_dir))},
+        )
         self._connection: SelectConnection | None = None
         self._publisher: PipelinedPublisher | None = None
         self._busy_paths: set[str] = set()  # published, not yet settled: not to be picked up again
         self._backlog: deque[str] = deque()
-        self._stopping = False
         self._exit_code = 0
         self._pump_scheduled = False
-        self._topology_ready = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> int:
         lock = spool.RelayLock(self.spool_dir)
-        self._install_signal_handlers()
+        stop_on_signals("relay", self._stop, self._wake_to_stop)
         announced = False
         while not lock.try_acquire():
-            if self._stopping:
+            if self._stop.is_set():
                 return 0
             if not announced:
                 log.info("relay.standby", spool=self.spool_dir, reason="another relay holds relay.lock")
                 announced = True
-            time.sleep(0.05)
+            self._stop.wait(0.05)
         log.info(
             "relay.started",
             spool=self.spool_dir,
@@ -79,15 +83,7 @@ class Relay:
             urls=self.settings.broker.masked_urls,
         )
         try:
-            while not self._stopping:
-                self._run_connection()
-                if self._stop_requested():
-                    break
-                if self.once and self._exit_code:
-                    break
-                delay = next(self._backoff)
-                log.info("relay.reconnecting", in_seconds=delay)
-                self._sleep(delay)
+            self._sessions.run(self._run_connection, give_up=self._give_up)
         finally:
             lock.release()
         log.info(
@@ -98,60 +94,38 @@ class Relay:
         )
         return self._exit_code
 
-    def _stop_requested(self) -> bool:
-        # A method, not the attribute, where a callback may have set it meanwhile.
-        return self._stopping
+    def _give_up(self) -> bool:
+        """`--once`: a connection that failed or ended before the spool was empty ends the run, exit 1."""
+        if self.once:
+            self._exit_code = 1
+        return self.once
 
-    def _install_signal_handlers(self) -> None:
-        def handle(signum: int, _frame: Any) -> None:
-            self._stopping = True
-            if self._connection is not None:
-                self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and time.monotonic() < deadline:
-            time.sleep(min(0.05, deadline - time.monotonic()))
+    def _wake_to_stop(self) -> None:
+        """On a signal: the I/O loop does not look at the stop event by itself."""
+        if self._connection is not None:
+            self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
 
     def _run_connection(self) -> None:
-        if not self._topology_ready and not self._declare_topology():
-            return
-        if self._stop_requested():  # SIGTERM came while there was no connection for the handler to stop
-            return
         self._publisher = None
         self._busy_paths.clear()
         self._backlog.clear()
         # A pump scheduled on the previous connection's loop died with it.
         self._pump_scheduled = False
         self._connection = SelectConnection(
-            next(self._params),
+            self._sessions.next_parameters(),
             on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_connection_error,
             on_close_callback=self._on_connection_closed,
         )
-        if self._stop_requested():  # SIGTERM between the check above and this assignment
+        if self._stop.is_set():  # SIGTERM between the sessions' last look and this assignment
             self._connection.ioloop.add_callback_threadsafe(self._begin_stop)
         self._connection.ioloop.start()
         self._connection = None
         self._publisher = None
 
-    def _declare_topology(self) -> bool:
-        try:
-            topology.declare_with(self.settings, "alertq relay (topology)")
-        except Exception as exc:
-            self._fail_attempt(exc)
-            return False
-        self._topology_ready = True
-        return True
-
-    def _fail_attempt(self, exc: BaseException | str) -> None:
-        reason = exc if isinstance(exc, str) else describe_error(exc)
+    def _fail_attempt(self, error: BaseException | str) -> None:
+        reason = error if isinstance(error, str) else describe_error(error)
         log.warning("relay.broker_unavailable", error=reason, backlog=len(spool.pending(self.spool_dir)))
-        if self.once:
-            self._exit_code = 1
 
     # ---- connection and channel callbacks ----------------------------------------------------------
 
@@ -163,7 +137,7 @@ class Relay:
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
-        if not self._stopping:
+        if not self._stop.is_set():
             self._fail_attempt(reason)
         if self._in_flight():
             log.info("relay.unconfirmed_left_in_spool", count=self._in_flight())
@@ -172,15 +146,15 @@ class Relay:
     def _on_channel_open(self, channel: Channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
         self._publisher = PipelinedPublisher(channel)
-        self._backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
+        self._sessions.connected()
         log.info("relay.connected")
         self._schedule_pump(0)
 
     def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
         # A channel error (e.g. an exchange deleted under us) ends the connection: start over cleanly.
-        if not self._stopping:
+        if not self._stop.is_set():
             log.warning("relay.channel_closed", error=describe_error(reason))
-            self._topology_ready = False
+            self._sessions.topology_lost()
         if self._connection is not None and self._connection.is_open:
             self._connection.close()
 
@@ -198,7 +172,7 @@ class Relay:
     def _pump(self) -> None:
         self._pump_scheduled = False
         publisher = self._publisher
-        if self._stopping or publisher is None or not publisher.channel.is_open:
+        if self._stop.is_set() or publisher is None or not publisher.channel.is_open:
             return
         while publisher.in_flight < self.window:
             path = self._next_path()
@@ -251,7 +225,7 @@ class Relay:
     def _settled(self, event: SpooledEvent, dead_reason: str | None, outcome: Outcome) -> None:
         self._settle(event, dead_reason, outcome)
         in_flight = self._in_flight()
-        if self._stopping and not in_flight:
+        if self._stop.is_set() and not in_flight:
             self._close()
         elif in_flight <= self.window // 2:
             self._schedule_pump(0)
@@ -295,7 +269,7 @@ class Relay:
     # ---- stopping -----------------------------------------------------------------------------------
 
     def _begin_stop(self) -> None:
-        self._stopping = True
+        self._stop.set()
         if not self._in_flight():
             self._close()
             return

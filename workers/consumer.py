@@ -10,7 +10,7 @@ Settling = publish what has to go on (a retry to `alertq.delay`, a dead letter t
 publisher confirms and mandatory on a channel of its own, and only then ack the input. A publish the
 broker refuses nacks the input back into the queue (requeue), never acks it. If the connection
 drops, nothing is acked: the broker redelivers every unsettled message (at-least-once; the queue's
-`x-delivery-limit` stops a message that crashes workers). Then reconnect with backoff.
+`x-delivery-limit` stops a message that crashes workers). Then reconnect with backoff (`broker.session`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Any
 import pika
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPError
 from pika.spec import Basic
 
 from broker import names, topology
-from broker.connection import backoff_delays, connect, describe_error
+from broker.connection import connect, describe_error
 from broker.publisher import ConfirmedPublisher, PublishError
+from broker.session import Sessions
 from schemas.settings import Settings
 from workers import retries
 
@@ -88,7 +88,6 @@ class Consumer:
         self.settings = settings
         self.channel = channel
         self.queue = names.notify_queue(channel)
-        self.client_name = f"alertq worker {channel}"
         self.handle = handle
         self.on_stop = on_stop
         self.start_delays = start_delays
@@ -119,26 +118,21 @@ class Consumer:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, then drain; reconnects with backoff when the broker goes away."""
-        backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
-        while not stop.is_set():
-            try:
-                self._session(stop)
-                return
-            except (AMQPError, AMQPConnectorException, OSError) as exc:
-                self._forget_session()
-                delay = next(backoff)
-                log.warning(
-                    "worker.broker_unavailable",
-                    error=describe_error(exc),
-                    retry_in=delay,
-                    redelivered_by_broker=len(self._unsettled),
-                )
-                stop.wait(delay)
+        sessions = Sessions(
+            self.settings,
+            "worker",
+            f"alertq worker {self.channel}",
+            stop,
+            context=lambda: {"redelivered_by_broker": len(self._unsettled)},
+        )
+        sessions.run(lambda: self._session(sessions))
 
-    def _session(self, stop: threading.Event) -> None:
+    def _session(self, sessions: Sessions) -> None:
         self.generation += 1
         self._unsettled = {}
-        connection = self._connection = connect(self.settings.broker, self.client_name)
+        connection = self._connection = connect(self.settings.broker, sessions.client_name)
+        sessions.connected()
+        stop = sessions.stop
         try:
             publish_channel = connection.channel()
             topology.declare(publish_channel, self.settings, delays=self.start_delays)
@@ -161,6 +155,9 @@ class Consumer:
                 with contextlib.suppress(AMQPError):
                     connection.close()
             self._connection = None
+            self._consume = None
+            self._publisher = None
+            self._receipts = None
 
     def _drain(self, consumer_tag: str) -> None:
         """Stop taking work, hand back what has not started, wait for what has (up to the grace time)."""
@@ -176,13 +173,6 @@ class Consumer:
             self._settle_pending()
         if self._unsettled:
             log.warning("worker.drain_timeout", left_to_broker=len(self._unsettled))
-
-    def _forget_session(self) -> None:
-        self.consuming = False
-        self._connection = None
-        self._consume = None
-        self._publisher = None
-        self._receipts = None
 
     # ---- deliveries ----------------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ class Worker:
         self._delivery_seconds = metrics.DELIVERY_SECONDS.labels(channel)
 
     def run(self) -> int:
-        stop = stop_on_signals()
+        stop = stop_on_signals("worker")
         # Before any thread starts (they inherit it): the metrics server's, the lanes'.
         cpu = one_cpu.pin() if self.settings.worker.one_cpu else None
         server = None
