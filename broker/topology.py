@@ -1,4 +1,4 @@
-"""The RabbitMQ topology of DESIGN.md section 4, declared idempotently.
+"""The RabbitMQ topology (exchanges, queues, bindings; docs/architecture.md lists it), declared idempotently.
 
 Every process declares it at start (`declare`) and `alertq topology declare` does it on demand, so a
 new broker needs no hand set-up. `plan` lists the same declarations as data: `declare` applies them,

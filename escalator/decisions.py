@@ -1,4 +1,4 @@
-"""What the escalator does with each message it consumes: the rules of DESIGN.md section 7.
+"""What the escalator does with each message it consumes: the rules of escalation.
 
 - A PROBLEM (the core's own, not one of our steps) opens an incident under the first matching policy
   and schedules step 1. Duplicates (one per contact and channel) find the incident open: nothing more.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from broker import names, topology
 from producer import liteconfig
 from schemas.settings import Settings
-from tests.conftest import run
+from tests.conftest import VENV_BIN, run
 from tests.support import amqp
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -141,6 +143,34 @@ def test_readme_configuration_reference_is_current(alertq_env: dict[str, str]) -
     )
     assert block is not None
     assert block.group(1).strip() == result.stdout.strip(), "README is stale: run `alertq config reference`"
+
+
+def test_every_readme_default_is_the_one_alertq_config_check_shows(tmp_path: Path) -> None:
+    """The README's defaults against the settings in force with nothing configured, read through the
+    other command: a default that only a default_factory sets (Slack's 1/s) cannot slip through."""
+    (tmp_path / "alertq.toml").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTQ_")}
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", ALERTQ_CONFIG=str(tmp_path / "alertq.toml"))
+    checked = run(["alertq", "config", "check"], env)
+    assert checked.returncode == 0, checked.stderr
+    in_force = json.loads(checked.stdout)
+
+    def shown(value: Any) -> str:
+        if value is None or value == "" or value == [] or value == {}:
+            return "—"
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        if isinstance(value, list):
+            return f"`{','.join(str(v) for v in value)}`"
+        return f"`{value}`"
+
+    rows = re.findall(r"^\| `ALERTQ_([A-Z0-9_]+)` \| `[^`]+` \| ([^|]+) \|", README.read_text(), re.M)
+    assert len(rows) > 100
+    for env_name, readme_default in rows:
+        value: Any = in_force
+        for part in env_name.lower().split("__"):
+            value = value[part]
+        assert readme_default.strip() == shown(value), f"ALERTQ_{env_name}"
 
 
 def test_every_command_has_help_with_examples(alertq_env: dict[str, str]) -> None:

@@ -81,7 +81,7 @@ def reference() -> None:
 
 def settings_reference() -> str:
     lines = ["| environment variable | TOML key | default | meaning |", "|---|---|---|---|"]
-    for path, field_info, default in _walk(Settings, ()):
+    for path, field_info, default in _walk(Settings, None, ()):
         env = "ALERTQ_" + "__".join(p.upper() for p in path)
         toml = f"[{'.'.join(path[:-1])}] {path[-1]}" if len(path) > 1 else path[0]
         meaning = " ".join((field_info.description or "").split()).replace("|", "\\|")
@@ -91,14 +91,19 @@ def settings_reference() -> str:
     return "\n".join(lines)
 
 
-def _walk(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], FieldInfo, Any]]:
+def _walk(
+    model: type[BaseModel], defaults: BaseModel | None, prefix: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], FieldInfo, Any]]:
+    """Every leaf setting with the default in force. A section's defaults are read from the section's
+    own default (`defaults`), not from its class: `channels.slack.rate_limit` defaults to 1/s burst 3
+    through SlackSettings' default_factory, whatever RateLimit's field defaults say."""
     for name, field_info in model.model_fields.items():
         path = (*prefix, name)
+        default = getattr(defaults, name) if defaults is not None else field_info.get_default(call_default_factory=True)
         annotation = field_info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _walk(annotation, path)
+            yield from _walk(annotation, default, path)
             continue
-        default = field_info.get_default(call_default_factory=True)
         yield path, field_info, default
 
 
