@@ -12,7 +12,8 @@ TEST_WORKERS ?= 4
 
 help:
 	@echo "make run    - install, declare the topology and start the whole stack (alertq up)"
-	@echo "make test   - install, then lint, type-check and run the whole test suite"
+	@echo "make unit   - the fast tier (tests/unit: pure functions, no broker), in seconds"
+	@echo "make test   - install, then lint, type-check, the fast tier and the whole test suite"
 	@echo "make bench  - benchmarks in tests/perf, printed as ratios against same-run baselines"
 	@echo "make clean  - remove the virtualenv and ./var"
 
@@ -38,8 +39,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-test: lint typecheck broker
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist load -m "not perf" $(PYTEST_ARGS)
+# The fast tier: no services, a few seconds; run it on every change.
+unit: install
+	$(BIN)/pytest tests/unit -p no:xdist -q
+
+# The slow suite leaves out tests/unit: `unit` ran it just before.
+test: lint typecheck unit broker
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist load -m "not perf" --ignore=tests/unit $(PYTEST_ARGS)
 
 bench: install broker
 	$(BIN)/pytest tests/perf -m perf -p no:xdist -s $(PYTEST_ARGS)
