@@ -1,4 +1,6 @@
-"""`alertq ack-listener`'s process: the publisher thread and the HTTP app, until SIGTERM/Ctrl-C."""
+"""`alertq ack-listener`'s process: the publisher thread and the HTTP app, until SIGTERM/Ctrl-C.
+
+The command binds the listening socket (a port in use is its one-line error) and hands it over."""
 
 from __future__ import annotations
 
@@ -12,19 +14,16 @@ import uvicorn
 
 from ack_listener.app import create_app
 from ack_listener.publisher import AckPublisher
-from alertq import listening
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.ack_listener")
 
 
-def run(settings: Settings) -> None:
-    listener = settings.ack_listener
+def run(settings: Settings, sock: socket.socket) -> None:
     if settings.ack.signing_secret is None:
         log.warning(
             "ack_listener.no_signing_secret", effect="every click is answered 503 until ack.signing_secret is set"
         )
-    sock = listening.bind(listener.host, listener.port, "the ack listener")
     publisher = AckPublisher(settings)
     publisher.start()
     try:

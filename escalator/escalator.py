@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from broker import dead_letters, names
 from broker.connection import describe_error
+from broker.metrics_server import serve
 from broker.pipeline import Outcome, PipelinedPublisher
 from broker.session import Sessions
 from broker.shutdown import stop_on_signals
@@ -39,7 +40,6 @@ from schemas.alert import parse_alert
 from schemas.settings import Settings
 from schemas.timer import parse_timer
 from schemas.versioning import UnsupportedSchema
-from workers.metrics import serve
 
 log = structlog.get_logger("alertq.escalator")
 

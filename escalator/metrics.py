@@ -1,4 +1,4 @@
-"""Prometheus metrics of the escalator (served with the workers' /metrics + /healthz endpoint)."""
+"""Prometheus metrics of the escalator (served by `broker.metrics_server`)."""
 
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ import structlog
 from pydantic import ValidationError
 
 from broker import dead_letters, names
+from broker.metrics_server import serve
 from broker.publisher import with_headers
 from broker.shutdown import stop_on_signals
 from delivery.outcomes import Permanent, Retryable
@@ -84,9 +85,7 @@ class Worker:
         cpu = one_cpu.pin() if self.settings.worker.one_cpu else None
         server = None
         if self.metrics_port:
-            server = metrics.serve(
-                self.settings.worker.metrics_host, self.metrics_port, lambda: self.consumer.consuming
-            )
+            server = serve(self.settings.worker.metrics_host, self.metrics_port, lambda: self.consumer.consuming)
         log.info("worker.started", channel=self.channel, metrics_port=self.metrics_port or None, cpu=cpu)
         try:
             self.consumer.run(stop)

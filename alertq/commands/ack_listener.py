@@ -35,8 +35,10 @@ def ack_listener(host: str | None, port: int | None) -> None:
       ALERTQ_ACK_LISTENER__ALLOWED_USERS=jdoe,asmith ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET=… alertq ack-listener
     """
     from ack_listener.server import run
+    from alertq import listening
 
     settings = load_settings()
     overrides = {"host": host, "port": port}
     listener = settings.ack_listener.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    run(settings.model_copy(update={"ack_listener": listener}))
+    sock = listening.bind(listener.host, listener.port, "the ack listener")
+    run(settings.model_copy(update={"ack_listener": listener}), sock)
