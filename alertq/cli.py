@@ -1,5 +1,6 @@
 """`alertq`: the operator's command. Each sub-command lives in `alertq/commands/<name>.py` and its
-process's flow starts in the package that module names (producer/, workers/, ack_listener/, broker/)."""
+process's flow starts in the package that module names (producer/, workers/, escalator/, ack_listener/,
+broker/)."""
 
 from __future__ import annotations
 

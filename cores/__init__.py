@@ -1,4 +1,5 @@
-"""Where acknowledgements go: one module per monitoring core, each a `Target` (see base.py); this
+"""Talking to monitoring cores: one module per core, each a `Target` (see base.py), that the ack
+forwarder acknowledges through and the escalator asks whether a problem is still unacknowledged; this
 registry names every one by its `ack_target.kind`."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`alertq worker <channel>`: deliver `alertq.notify.<channel>` to the channel's endpoint.
 
 Top-down:
-1. load the channel's Notifier (`workers/channels/<channel>.py`), serve /metrics and /healthz
+1. load the channel's Notifier (the registry in `workers/channels/`), serve /metrics and /healthz
    (`worker.metrics_port`), connect, declare the topology, consume with `worker.prefetch`
    (consumer.py: the main thread only ever runs pika, so heartbeats flow whatever the endpoints do);
 2. each delivery, on the connection thread: parse it as `alertq.alert/1` (not valid → dead letter
@@ -17,12 +17,12 @@ Top-down:
      `alertq-attempt` + 1, then ack; the broker brings it back on `retry.<channel>` (no message
      waits unacked in the process); past `retry.max_attempts` → `max-attempts`, past the age limit
      → `expired`;
-   - `Permanent` → dead letter `permanent` at once (dead_letters.py);
+   - `Permanent` → dead letter `permanent` at once (`broker/dead_letters.py`);
    every publish is confirmed before the input is acked; a refused publish requeues the input;
    a message from `alertq test` (header `alertq-report-to`) gets a receipt of its outcome (receipts.py);
    a message whose connection was lost before its lane got to it is skipped, not sent: the broker
    redelivers it on the next connection (sending it would only make a duplicate);
-4. SIGTERM/SIGINT (shutdown.py): stop consuming, requeue what has not started, finish what has
+4. SIGTERM/SIGINT (`broker/shutdown.py`): stop consuming, requeue what has not started, finish what has
    (up to `worker.shutdown_grace`), exit 0. SIGKILL loses nothing: unacked messages are redelivered.
 
 Every log line of a delivery carries event_id, channel, attempt (and the target's opaque key; for a
