@@ -61,7 +61,7 @@ class Forwarder:
 
     def run(self) -> int:
         self._stop = stop_on_signals("ack_forwarder")
-        sessions = Sessions(self.settings, "ack_forwarder", "alertq ack-forwarder", self._stop)
+        sessions = Sessions(self.settings, "ack_forwarder", self._stop)
         try:
             sessions.run(lambda: self._session(sessions))
         finally:

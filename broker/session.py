@@ -8,8 +8,8 @@ blocking connection: worker consumer, ack forwarder), or by returning once its I
 asynchronous connection, whose callbacks logged why: relay, escalator).
 
 With `declare_topology`, each session is preceded by `alertq topology declare`'s work on a connection
-of its own until it succeeded once (and again after `topology_lost`): for processes whose own
-connection is asynchronous and cannot declare synchronously.
+of its own until it succeeded once (and again after a channel error, `channel_closed`): for processes
+whose own connection is asynchronous and cannot declare synchronously.
 
 Log lines, named after the process: `<name>.broker_unavailable` (error) when a session or the
 declaration failed with an error, `<name>.reconnecting` (in_seconds) before each wait.
@@ -24,6 +24,7 @@ from typing import Any
 
 import pika
 import structlog
+from pika.adapters.select_connection import SelectConnection
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPError
 
@@ -40,21 +41,21 @@ class Sessions:
         self,
         settings: Settings,
         name: str,
-        client_name: str,
         stop: threading.Event,
         *,
+        client_name: str | None = None,
         declare_topology: bool = False,
         context: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         """`name`: the process in log lines (`worker`, `relay`, …); `client_name`: its connections' name
-        in the broker; `context`: more fields for the `broker_unavailable` line (what the loss means)."""
+        in the broker (`alertq <name>`); `context`: more fields for the `broker_unavailable` line."""
         self.settings = settings
         self.name = name
-        self.client_name = client_name
+        self.client_name = client_name or f"alertq {name.replace('_', '-')}"
         self.stop = stop
         self.context = context
         self._log = structlog.get_logger(f"alertq.{name}")
-        self._parameters: Iterator[pika.URLParameters] = itertools.cycle(parameters(settings.broker, client_name))
+        self._parameters: Iterator[pika.URLParameters] = itertools.cycle(parameters(settings.broker, self.client_name))
         self._backoff = backoff_delays(settings.broker.reconnect_max_delay)
         self._topology_ready = not declare_topology
 
@@ -66,9 +67,20 @@ class Sessions:
         """The session got going: the next wait starts short again."""
         self._backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
 
-    def topology_lost(self) -> None:
-        """Declare the topology again before the next session (a channel error may mean it is gone)."""
-        self._topology_ready = False
+    def unavailable(self, error: BaseException | str) -> None:
+        """Log that the broker could not be reached or the connection was lost (for an asynchronous
+        session's callbacks; a blocking session's error is logged by `run`)."""
+        reason = error if isinstance(error, str) else describe_error(error)
+        self._log.warning(f"{self.name}.broker_unavailable", error=reason, **self.context())
+
+    def channel_closed(self, connection: SelectConnection | None, reason: BaseException) -> None:
+        """An asynchronous session's channel closed. Unless stopping, that is a channel error (an exchange
+        or queue deleted under us): end the connection, and declare the topology before the next session."""
+        if not self.stop.is_set():
+            self._log.warning(f"{self.name}.channel_closed", error=describe_error(reason))
+            self._topology_ready = False
+        if connection is not None and connection.is_open:
+            connection.close()
 
     def run(self, session: Callable[[], None], give_up: Callable[[], bool] = lambda: False) -> None:
         """Run `session` until `stop` is set, or until `give_up()` says so after a session that ended."""
@@ -86,7 +98,7 @@ class Sessions:
             if self.stop.is_set():
                 return
             if error is not None:
-                self._log.warning(f"{self.name}.broker_unavailable", error=describe_error(error), **self.context())
+                self.unavailable(error)
             if give_up():
                 return
             delay = next(self._backoff)

@@ -61,7 +61,6 @@ class Escalator:
         self._sessions = Sessions(
             settings,
             "escalator",
-            "alertq escalator",
             self._stopping,
             declare_topology=True,
             context=lambda: {"unsettled": len(self._pending)},
@@ -104,13 +103,13 @@ class Escalator:
         self._connection = self._consume = self._publisher = None
 
     def _on_connection_error(self, connection: SelectConnection, error: BaseException | str) -> None:
-        log.warning("escalator.broker_unavailable", error=error if isinstance(error, str) else describe_error(error))
+        self._sessions.unavailable(error)
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
         self.consuming = False
         if not self._stopping.is_set():
-            log.warning("escalator.broker_unavailable", error=describe_error(reason), unsettled=len(self._pending))
+            self._sessions.unavailable(reason)
         # Nothing of this connection can be confirmed any more; its unacked inputs come back.
         for decision in self._pending.values():
             if decision.settled is not None:
@@ -119,12 +118,7 @@ class Escalator:
         connection.ioloop.stop()
 
     def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
-        # A channel error (a queue deleted under us, say) ends the connection: start over cleanly.
-        if not self._stopping.is_set():
-            log.warning("escalator.channel_closed", error=describe_error(reason))
-            self._sessions.topology_lost()
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+        self._sessions.channel_closed(self._connection, reason)
 
     def _on_publish_channel(self, channel: Channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+# The columns an `Incident` is read from, in `_incident`'s order.
+INCIDENT_COLUMNS = "id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event"
+
 
 @dataclass(frozen=True)
 class Incident:
@@ -82,20 +85,17 @@ class IncidentStore(ABC):
             # Closed between our insert and our look: try again.
 
     def get(self, incident_id: int) -> Incident | None:
-        rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
-            "WHERE id = %s",
-            (incident_id,),
-        )
-        return _incident(rows[0]) if rows else None
+        found = self._incidents("id = %s", (incident_id,))
+        return found[0] if found else None
 
     def open_for(self, key: str) -> Incident | None:
-        rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
-            "WHERE key = %s AND closed_at IS NULL",
-            (key,),
-        )
-        return _incident(rows[0]) if rows else None
+        found = self._incidents("key = %s AND closed_at IS NULL", (key,))
+        return found[0] if found else None
+
+    def _incidents(self, condition: str, params: Sequence[Any] = ()) -> list[Incident]:
+        """Incidents WHERE `condition` (a constant of this class; values only ever as `params`)."""
+        rows = self._execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {condition}", params)  # noqa: S608
+        return [_incident(row) for row in rows]
 
     def close(self, incident_id: int, reason: str, now: datetime) -> bool:
         """Close an open incident; False when it was closed already (or never existed)."""
@@ -145,12 +145,7 @@ class IncidentStore(ABC):
 
     def overdue(self, before: datetime, limit: int = 1000) -> list[Incident]:
         """Open incidents whose next step was due before `before`: their timer is late or lost."""
-        rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
-            "WHERE closed_at IS NULL AND due_at < %s ORDER BY due_at LIMIT %s",
-            (_epoch(before), limit),
-        )
-        return [_incident(row) for row in rows]
+        return self._incidents("closed_at IS NULL AND due_at < %s ORDER BY due_at LIMIT %s", (_epoch(before), limit))
 
     def fired_at(self, incident_id: int) -> dict[int, datetime]:
         """When each claimed step of an incident was claimed."""
@@ -165,12 +160,7 @@ class IncidentStore(ABC):
 
     def list_open(self) -> list[Incident]:
         """Open incidents, the next due first (those with no step left last)."""
-        rows = self._execute(
-            "SELECT id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event FROM incidents "
-            "WHERE closed_at IS NULL "
-            "ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, id"
-        )
-        return [_incident(row) for row in rows]
+        return self._incidents("closed_at IS NULL ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, id")
 
 
 _SCHEMA = (

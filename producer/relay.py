@@ -28,7 +28,6 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 
 from broker import dead_letters, names
-from broker.connection import describe_error
 from broker.pipeline import Outcome, PipelinedPublisher
 from broker.session import Sessions
 from broker.shutdown import stop_on_signals
@@ -48,14 +47,7 @@ class Relay:
         self.published = 0
         self.dead_lettered = 0
         self._stop = threading.Event()
-        self._sessions = Sessions(
-            settings,
-            "relay",
-            "alertq relay",
-            self._stop,
-            declare_topology=True,
-            context=lambda: {"backlog": len(spool.pending(self.spool_dir))},
-        )
+        self._sessions = Sessions(settings, "relay", self._stop, declare_topology=True, context=self._backlog_now)
         self._connection: SelectConnection | None = None
         self._publisher: PipelinedPublisher | None = None
         self._busy_paths: set[str] = set()  # published, not yet settled: not to be picked up again
@@ -94,6 +86,9 @@ class Relay:
         )
         return self._exit_code
 
+    def _backlog_now(self) -> dict[str, int]:
+        return {"backlog": len(spool.pending(self.spool_dir))}
+
     def _give_up(self) -> bool:
         """`--once`: a connection that failed or ended before the spool was empty ends the run, exit 1."""
         if self.once:
@@ -123,22 +118,18 @@ class Relay:
         self._connection = None
         self._publisher = None
 
-    def _fail_attempt(self, error: BaseException | str) -> None:
-        reason = error if isinstance(error, str) else describe_error(error)
-        log.warning("relay.broker_unavailable", error=reason, backlog=len(spool.pending(self.spool_dir)))
-
     # ---- connection and channel callbacks ----------------------------------------------------------
 
     def _on_connection_open(self, connection: SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_error(self, connection: SelectConnection, error: BaseException | str) -> None:
-        self._fail_attempt(error)
+        self._sessions.unavailable(error)
         connection.ioloop.stop()
 
     def _on_connection_closed(self, connection: SelectConnection, reason: BaseException) -> None:
         if not self._stop.is_set():
-            self._fail_attempt(reason)
+            self._sessions.unavailable(reason)
         if self._in_flight():
             log.info("relay.unconfirmed_left_in_spool", count=self._in_flight())
         connection.ioloop.stop()
@@ -151,12 +142,7 @@ class Relay:
         self._schedule_pump(0)
 
     def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
-        # A channel error (e.g. an exchange deleted under us) ends the connection: start over cleanly.
-        if not self._stop.is_set():
-            log.warning("relay.channel_closed", error=describe_error(reason))
-            self._sessions.topology_lost()
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+        self._sessions.channel_closed(self._connection, reason)
 
     # ---- publishing ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 import pika
 import pytest
 
+from alertq.commands.config import show_default
 from broker import names, topology
 from producer import liteconfig
 from schemas.settings import Settings
@@ -155,22 +156,13 @@ def test_every_readme_default_is_the_one_alertq_config_check_shows(tmp_path: Pat
     assert checked.returncode == 0, checked.stderr
     in_force = json.loads(checked.stdout)
 
-    def shown(value: Any) -> str:
-        if value is None or value == "" or value == [] or value == {}:
-            return "—"
-        if isinstance(value, bool):
-            return f"`{str(value).lower()}`"
-        if isinstance(value, list):
-            return f"`{','.join(str(v) for v in value)}`"
-        return f"`{value}`"
-
     rows = re.findall(r"^\| `ALERTQ_([A-Z0-9_]+)` \| `[^`]+` \| ([^|]+) \|", README.read_text(), re.M)
     assert len(rows) > 100
     for env_name, readme_default in rows:
         value: Any = in_force
         for part in env_name.lower().split("__"):
             value = value[part]
-        assert readme_default.strip() == shown(value), f"ALERTQ_{env_name}"
+        assert readme_default.strip() == show_default(value), f"ALERTQ_{env_name}"
 
 
 def test_every_command_has_help_with_examples(alertq_env: dict[str, str]) -> None:

@@ -121,8 +121,8 @@ class Consumer:
         sessions = Sessions(
             self.settings,
             "worker",
-            f"alertq worker {self.channel}",
             stop,
+            client_name=f"alertq worker {self.channel}",
             context=lambda: {"redelivered_by_broker": len(self._unsettled)},
         )
         sessions.run(lambda: self._session(sessions))

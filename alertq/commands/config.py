@@ -86,7 +86,7 @@ def settings_reference() -> str:
         toml = f"[{'.'.join(path[:-1])}] {path[-1]}" if len(path) > 1 else path[0]
         meaning = " ".join((field_info.description or "").split()).replace("|", "\\|")
         # The default broker URL's password is the well-known guest one; show where it points, masked anyway.
-        shown = f"`{BrokerSettings().masked_urls[0]}`" if path == ("broker", "urls") else _show_default(default)
+        shown = f"`{BrokerSettings().masked_urls[0]}`" if path == ("broker", "urls") else show_default(default)
         lines.append(f"| `{env}` | `{toml}` | {shown} | {meaning} |")
     return "\n".join(lines)
 
@@ -107,7 +107,8 @@ def _walk(
         yield path, field_info, default
 
 
-def _show_default(value: Any) -> str:
+def show_default(value: Any) -> str:
+    """A default as the settings table shows it."""
     value = _mask(value)
     if value is None or value == "" or value == [] or value == {}:
         return "—"
