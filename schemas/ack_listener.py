@@ -43,6 +43,12 @@ class AckListenerSettings(_Section):
     notify: bool = Field(True, description="Let the core send ACKNOWLEDGEMENT notifications.")
     persistent: bool = Field(True, description="Keep the ack comment across core restarts.")
     publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for the broker before answering 503.")
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request (headers and body) from the moment the "
+        "connection is open or the previous answer was sent; a slower one gets 408 and is disconnected.",
+    )
 
 
 class AckTargetSettings(_Section):
