@@ -19,7 +19,7 @@ import structlog
 from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -159,11 +159,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise Refused(413, f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client went away, or sent too slowly and was cut off (ack_listener/request_timeout.py):
+        # a refusal in the log, not a traceback; the answer reaches nobody.
+        raise Refused(400, "the connection ended before the whole body arrived") from None
     return b"".join(chunks)
 
 

@@ -236,8 +236,8 @@ def test_alertq_up_runs_the_ack_parts_only_once_they_can_work() -> None:
         return {p.name for p in processes(settings)} & {"ack-listener", "ack-forwarder"}
 
     assert names_of(Settings()) == set()
-    assert names_of(Settings.model_validate({"ack": {"signing_secret": "s"}})) == {"ack-listener"}
-    configured = {"ack": {"signing_secret": "s"}, "ack_target": {"command_file": "/var/lib/nagios4/rw/nagios.cmd"}}
+    assert names_of(Settings.model_validate({"ack": {"signing_secret": "s" * 32}})) == {"ack-listener"}
+    configured = {"ack": {"signing_secret": "s" * 32}, "ack_target": {"command_file": "/var/lib/nagios4/rw/nagios.cmd"}}
     assert names_of(Settings.model_validate(configured)) == {"ack-listener", "ack-forwarder"}
     oitc_without_key = {"ack_target": {"kind": "openitcockpit", "url": "https://oitc.example.org"}}
     assert names_of(Settings.model_validate(oitc_without_key)) == set()

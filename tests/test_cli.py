@@ -22,16 +22,22 @@ def test_config_check_shows_settings_with_every_secret_masked(alertq_env: dict[s
     config = tmp_path / "alertq.toml"
     config.write_text(
         '[channels.mattermost]\nurl = "https://mm.example.org/hooks/1nmqus1wsfr988e81sr8whqrte"\n'
-        '[channels.email]\npassword = "smtp-pass-123"\n[ack]\nsigning_secret = "sign-me-456"\n'
+        '[channels.email]\npassword = "smtp-pass-123"\n[ack]\nsigning_secret = "sign-me-456-with-at-least-32-chars"\n'
     )
     env = {
         **alertq_env,
         "ALERTQ_BROKER__URLS": "amqp://alertq:broker-pw-789@mq1:5672/,amqp://alertq:broker-pw-789@mq2/",
-        "ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET": "hook-secret-000",
+        "ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET": "hook-secret-000-with-32-characters",
     }
     result = run(["alertq", "config", "check"], env)
     assert result.returncode == 0, result.stderr
-    for secret in ("1nmqus1wsfr988e81sr8whqrte", "smtp-pass-123", "sign-me-456", "broker-pw-789", "hook-secret-000"):
+    for secret in (
+        "1nmqus1wsfr988e81sr8whqrte",
+        "smtp-pass-123",
+        "sign-me-456-with-at-least-32-chars",
+        "broker-pw-789",
+        "hook-secret-000-with-32-characters",
+    ):
         assert secret not in result.stdout + result.stderr
     shown = json.loads(result.stdout)
     assert shown["broker"]["urls"] == ["amqp://alertq:***@mq1:5672/", "amqp://alertq:***@mq2/"]

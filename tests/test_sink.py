@@ -360,7 +360,7 @@ def test_clicking_an_unknown_button_is_404(sink: Sink) -> None:
 def test_slack_button_posts_block_actions_and_the_listener_replaces_through_response_url(
     start_sink: Callable[..., Sink], httpserver: HTTPServer
 ) -> None:
-    secret = "slack-signing-secret"
+    secret = "slack-signing-secret-0123456789abcdef"
     received: list[dict[str, Any]] = []
 
     def listener(request: Request) -> Response:
