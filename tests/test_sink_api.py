@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -21,6 +22,7 @@ from pytest_httpserver import HTTPServer
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from werkzeug import Request, Response
 
 from alertq.cli import main
 from tests.conftest import require
@@ -653,6 +655,37 @@ def test_clicks_on_api_posts_carry_their_real_ids_and_edit_them(sink: Sink, http
     assert after["message"] == "ACKNOWLEDGED by @dave"
     assert after["edit_at"] > 0
     assert "attachments" not in after["props"]
+
+
+def test_slack_clicks_on_api_messages_carry_their_ts_and_channel(
+    start_sink: Callable[..., Sink], httpserver: HTTPServer
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    def listener(request: Request) -> Response:
+        payload = json.loads(parse_qs(request.get_data().decode())["payload"][0])
+        received.append(payload)
+        reply = {"replace_original": True, "text": "Acknowledged by @carol", "blocks": slack_blocks("ACKED", False)}
+        answer = requests.post(payload["response_url"], json=reply, timeout=10)
+        return Response("", status=200 if answer.ok else 500)
+
+    httpserver.expect_request("/slack/actions", method="POST").respond_with_handler(listener)
+    sink = start_sink(slack_actions_url=httpserver.url_for("/slack/actions"))
+    client = WebClient(token=SLACK_TOKEN, base_url=sink.slack_api())
+    root = client.chat_postMessage(channel="C0ALERTS", text="PROBLEM", blocks=slack_blocks("PROBLEM"))
+    [message] = sink.messages()
+
+    assert sink.click(message["id"], "alertq_ack", user_name="carol").status_code == 200
+
+    [payload] = received
+    assert payload["container"]["message_ts"] == root["ts"]
+    assert payload["channel"]["id"] == "C0ALERTS"
+    assert payload["message"]["ts"] == root["ts"]
+    after = sink.message(message["id"])
+    assert after["payload"]["text"] == "Acknowledged by @carol"
+    assert after["rendered"]["buttons"] == []
+    # The message stays the same message for the API.
+    assert client.chat_update(channel="C0ALERTS", ts=root["ts"], text="RECOVERY")["ok"]
 
 
 def test_sink_help_lists_the_emulated_apis() -> None:
