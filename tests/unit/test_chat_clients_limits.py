@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_clip_mrkdwn_keeps_a_complete_link() -> None:
     assert cut == "see <https://example.org|link> " + "y" * (60 - 31 - len(TRUNCATION_MARK)) + TRUNCATION_MARK
 
 
-def section(text: str) -> dict:
+def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -100,7 +101,7 @@ ACK_URL = "https://alertq.example.org/mattermost/actions"
 SIGNED = "v1.token.sig"
 
 
-def attachment_props(text: str) -> dict:
+def attachment_props(text: str) -> dict[str, Any]:
     return {
         "attachments": [
             {
