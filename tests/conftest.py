@@ -94,8 +94,11 @@ def settings(alertq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Set
 
 @pytest.fixture
 def declared(settings: Settings) -> Settings:
-    """Settings whose topology is declared on this test's vhost."""
-    topology.declare_with(settings, "tests")
+    """Settings whose topology is declared on this test's vhost, the escalator's queue included (as on a
+    broker where an escalator runs; without a routing_file alertq's processes leave it out), so tests
+    can see what reaches it. Its timer tiers only with a routing_file, as before: fifteen more queues per test."""
+    timers = topology.escalation_configured(settings)
+    topology.declare_with(settings, "tests", escalation=True, delays=None if timers else settings.retry.delays)
     return settings
 
 

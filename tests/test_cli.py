@@ -111,10 +111,12 @@ def test_topology_declare_is_idempotent_and_builds_the_documented_queues(
     assert {q.name for q in plan.queues} >= {
         "alertq.dead",
         "alertq.acks",
-        "alertq.escalator",
         "alertq.delay.10s",
         *(names.notify_queue(c) for c in ("mattermost", "slack", "email", "webhook")),
     }
+    # No routing_file: no escalator to read alertq.escalator, so it is not declared (it would only grow).
+    assert names.ESCALATOR_QUEUE not in {q.name for q in plan.queues}
+    assert amqp.queue_exists(amqp_url, names.ESCALATOR_QUEUE) is False
 
 
 def test_a_delayed_retry_comes_back_to_its_channel_only_after_its_delay(declared: Settings, amqp_url: str) -> None:

@@ -114,7 +114,8 @@ class Escalator:
 
     def _declare_topology(self) -> bool:
         try:
-            topology.declare_with(self.settings, "alertq escalator (topology)")
+            # Its own queue, bindings and timer tiers whatever the settings say: it is the one that reads them.
+            topology.declare_with(self.settings, "alertq escalator (topology)", escalation=True)
         except Exception as exc:
             log.warning("escalator.broker_unavailable", error=describe_error(exc))
             return False
