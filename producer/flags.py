@@ -54,13 +54,15 @@ alertq flags:
 
 Every value is kept as text (invalid UTF-8 replaced by U+FFFD); output is cut at 64 KiB with a marker
 that says how many bytes were dropped.
-A value that only describes the alert never costs the alert: a state that is not one (e.g. 7, an
-unexpanded $SERVICESTATEID$; digits are ASCII 0-9) is sent as UNKNOWN (service) or DOWN (host, as
-the core counts an UNKNOWN host check), a bad --notification-number or --problem-id is left out, a bad
---timestamp becomes the time of receipt; each with one warning line on stderr, exit 0.
-Exit status: 0 accepted (published or safely spooled), 2 bad invocation (a required flag missing or
-unusable: --channel, --type, --notificationtype, the host, the service, --state), 1 the event could not be
-stored.
+
+A value that only describes the alert never costs the alert (one warning line on stderr each, exit 0):
+a state that is none (7, an unexpanded $SERVICESTATEID$, digits other than ASCII 0-9) is sent as
+UNKNOWN, for a host as DOWN (what the core makes of an UNKNOWN host check); a bad --timestamp becomes
+the time of receipt; a bad --notification-number or --problem-id is left out.
+
+Exit status: 0 accepted (published or safely spooled); 2 bad invocation, nothing stored (an unknown
+flag, a flag given twice or without its value, --channel, --type, --notificationtype, the host or the
+service missing or unusable, no state flag at all); 1 the event could not be stored.
 
 Example (openITCOCKPIT service notification command, binary replaced and --channel added):
   alertq-enqueue --channel mattermost --type Service --notificationtype "$NOTIFICATIONTYPE$" \\

@@ -490,8 +490,12 @@ def test_live_relay_gets_the_event_from_the_spool(alertq_env: dict[str, str], tm
 def test_help_teaches(alertq_env: dict[str, str]) -> None:
     result = run(["alertq-enqueue", "--help"], alertq_env)
     assert result.returncode == 0
-    for flag in ("--hostuuid", "--servicedesc", "--channel", "--escalation-policy", "Exit status"):
+    for flag in ("--hostuuid", "--servicedesc", "--channel", "--escalation-policy", "--problem-id", "Exit status"):
         assert flag in result.stdout
+    # What becomes of values that describe the alert but cannot be used.
+    words = " ".join(result.stdout.split())
+    for decision in ("becomes the time of receipt", "is sent as UNKNOWN, for a host as DOWN", "is left out"):
+        assert decision in words
 
 
 def test_broken_config_file_does_not_stop_an_event_for_a_live_relay(alertq_env: dict[str, str], tmp_path: Path) -> None:
