@@ -34,9 +34,11 @@ CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HOST_STATES = {"UP": 0, "DOWN": 1, "UNREACHABLE": 2}
 SERVICE_STATES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 # A state value that is none of these does not cost the alert: it is sent as the state the core itself
-# gives an unknown check result (a service UNKNOWN; a host check's UNKNOWN counts as DOWN).
+# gives an unknown check result (a service UNKNOWN; a host check's UNKNOWN counts as DOWN), and in a
+# RECOVERY, which the core sends only for UP or OK, as that.
 HOST_STATE_FALLBACK = HOST_STATES["DOWN"]
 SERVICE_STATE_FALLBACK = SERVICE_STATES["UNKNOWN"]
+RECOVERED_STATE = 0
 NOTIFICATION_NUMBER_MAX = 2**31 - 1
 PROBLEM_ID_MAX = 64
 PROBLEM_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._:-")
@@ -229,6 +231,8 @@ def build_events(flags: Flags, stdin: Any = None, warnings: list[str] | None = N
     given = [(flag, value) for flag in state_flags if (value := v(flag.removeprefix("--"))) is not None]
     if not given:
         raise UsageError(f"--state is required ({'$SERVICESTATEID$' if service else '$HOSTSTATEID$'})")
+    if notification_type.upper() == "RECOVERY":
+        fallback = RECOVERED_STATE
     state = _state(given, names, fallback, warnings)
 
     ack = None

@@ -57,8 +57,8 @@ that says how many bytes were dropped.
 
 A value that only describes the alert never costs the alert (one warning line on stderr each, exit 0):
 a state that is none (7, an unexpanded $SERVICESTATEID$, digits other than ASCII 0-9) is sent as
-UNKNOWN, for a host as DOWN (what the core makes of an UNKNOWN host check); a bad --timestamp becomes
-the time of receipt; a bad --notification-number or --problem-id is left out.
+UNKNOWN, for a host as DOWN (what the core makes of an UNKNOWN host check), in a RECOVERY as OK or UP;
+a bad --timestamp becomes the time of receipt; a bad --notification-number or --problem-id is left out.
 
 Exit status: 0 accepted (published or safely spooled); 2 bad invocation, nothing stored (an unknown
 flag, a flag given twice or without its value, --channel, --type, --notificationtype, the host or the

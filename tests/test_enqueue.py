@@ -494,7 +494,12 @@ def test_help_teaches(alertq_env: dict[str, str]) -> None:
         assert flag in result.stdout
     # What becomes of values that describe the alert but cannot be used.
     words = " ".join(result.stdout.split())
-    for decision in ("becomes the time of receipt", "is sent as UNKNOWN, for a host as DOWN", "is left out"):
+    for decision in (
+        "becomes the time of receipt",
+        "is sent as UNKNOWN, for a host as DOWN",
+        "in a RECOVERY as OK or UP",
+        "is left out",
+    ):
         assert decision in words
 
 

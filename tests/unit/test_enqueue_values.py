@@ -222,6 +222,15 @@ def test_a_state_that_is_none_is_sent_as_unknown_or_down_with_one_warning(
         assert warning.startswith("alertq-enqueue: warning: --state: ") and warning.endswith(f"sent as {name}")
 
 
+def test_a_recovery_without_a_usable_state_is_sent_as_ok_or_up(enqueue: InProcessEnqueue) -> None:
+    """The core sends a RECOVERY only for OK/UP: saying "UNKNOWN" or "DOWN" there would be wrong."""
+    for call, name in ((SERVICE_CALL, "OK"), (HOST_CALL, "UP")):
+        outcome = enqueue(argv(call, notificationtype="RECOVERY", state="$SERVICESTATEID$"))
+        assert accepted(outcome).state == 0
+        [warning] = outcome.warnings
+        assert warning.endswith(f"sent as {name}")
+
+
 def test_a_usable_state_in_the_other_flag_set_wins_over_a_bad_one(enqueue: InProcessEnqueue) -> None:
     outcome = enqueue(argv(SERVICE_CALL, state="$SERVICESTATEID$", servicestate="1"))
     assert accepted(outcome).state == 1 and outcome.warnings == []
