@@ -122,8 +122,9 @@ def _state(given: list[tuple[str, str]], names: dict[str, int], fallback: int, w
         text = value.strip().upper()
         if text in names:
             return names[text]
-        # ASCII digits only: int() also reads other scripts' digits ("٢"), which no core sends.
-        if text.isascii() and text.isdigit() and int(text) in names.values():
+        # ASCII digits only: int() also reads other scripts' digits ("٢"), which no core sends; and few of
+        # them: int() refuses more than 4300.
+        if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) in names.values():
             return int(text)
     # Name the value that was meant: the first non-empty one.
     flag, value = next(((f, v) for f, v in given if v.strip()), given[0])

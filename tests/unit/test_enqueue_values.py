@@ -210,7 +210,9 @@ def test_states_by_number_or_name(
         assert outcome.warnings == []
 
 
-@pytest.mark.parametrize("value", ["٢", "²", "7", "-1", "$SERVICESTATEID$", "", "2.0", argv_text(b"\xe9")])
+@pytest.mark.parametrize(
+    "value", ["٢", "²", "7", "-1", "$SERVICESTATEID$", "", "2.0", argv_text(b"\xe9"), "9" * 5000, "0" * 5000]
+)
 def test_a_state_that_is_none_is_sent_as_unknown_or_down_with_one_warning(
     enqueue: InProcessEnqueue, value: str
 ) -> None:
