@@ -40,6 +40,12 @@ class AckListenerSettings(_Section):
     notify: bool = Field(True, description="Let the core send ACKNOWLEDGEMENT notifications.")
     persistent: bool = Field(True, description="Keep the ack comment across core restarts.")
     publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for the broker before answering 503.")
+    problem_check_timeout: float = Field(
+        0.5,
+        gt=0,
+        description="Seconds to ask the core ([ack_target]) whether a button's problem is still the current one; "
+        "slower: the forwarder asks before it acknowledges.",
+    )
 
 
 class AckTargetSettings(_Section):
