@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from schemas.ack_token import AckClaims, InvalidToken, make_token, sign_incident, token_for, verify_token
 
-SECRET = "token-test-secret"
+SECRET = "token-test-secret-of-32-characters"
 NOW = 1_800_000_000.0
 
 
