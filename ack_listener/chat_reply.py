@@ -1,15 +1,18 @@
-"""What the ack processes tell the chat a click came from, through the chat channel's own HTTP settings.
+"""What the chat is told about an acknowledgement, and how the ack processes tell it.
 
+A failed ack is never silent, and neither is a button that turned out to be for an earlier problem.
 "Acknowledged by": the ack listener replaces Slack's message through the click's `response_url` (a
-Mattermost click is answered in the HTTP response itself). "Acknowledgement failed": the forwarder
-makes a failed ack visible, never silent. Slack: the click's `response_url` (a new message in the
-channel, the original stays). Mattermost: the mattermost channel's incoming webhook into the post's
-channel (Mattermost's click gives no URL to answer later).
+Mattermost click is answered in the HTTP response itself). Later news from the forwarder: Slack, the
+click's `response_url` (a new message in the channel, the original stays); Mattermost, the mattermost
+channel's incoming webhook into the post's channel (Mattermost's click gives no URL to answer later).
 
 Each reply goes through `delivery.http.HttpClient` with `channels.<chat>.http`: its timeouts, CA bundle
 and proxy, as the notifications do, so a site behind a proxy gets the replies too. Best effort: the
-ack is queued (or in the dead letters) either way; a reply that cannot be sent is logged, without
-the URL (a webhook key, a response_url token).
+ack is queued (or in the dead letters, or deliberately not forwarded) either way; a reply that cannot
+be sent is logged, without the URL (a webhook key, a response_url token).
+
+The texts say why in words: never a path, a host name of the core or a server's answer, which stay in
+the log.
 """
 
 from __future__ import annotations
@@ -26,15 +29,38 @@ from schemas.settings import Settings
 log = structlog.get_logger("alertq.ack")
 
 
+def subject(host_id: str, service_id: str | None) -> str:
+    return host_id if service_id is None else f"{host_id}/{service_id}"
+
+
 def acknowledged_text(chat_user: str) -> str:
     return f"Acknowledged by @{chat_user} via alertq"
 
 
-def failure_text(ack: AckMessage, reason: str) -> str:
-    what = ack.host_id if ack.service_id is None else f"{ack.host_id}/{ack.service_id}"
+def already_acknowledged_text(chat_user: str) -> str:
+    return f"Already acknowledged by @{chat_user} via alertq: nothing sent again."
+
+
+def acknowledged_in_core_text(what: str) -> str:
+    return f"{what} is already acknowledged in the monitoring core: nothing sent again."
+
+
+def earlier_problem_text(what: str) -> str:
     return (
-        f":warning: The acknowledgement of {what} by @{ack.chat_user} did NOT reach the monitoring core "
-        f"({reason}). Please acknowledge it in the core directly."
+        f":warning: This button is for an earlier problem of {what}, which has recovered since. The current "
+        "problem was NOT acknowledged: use the button of its own notification, or acknowledge it in the "
+        "monitoring core."
+    )
+
+
+def recovered_text(what: str) -> str:
+    return f"{what} has recovered since this notification: there is nothing to acknowledge."
+
+
+def failure_text(ack: AckMessage, said: str) -> str:
+    return (
+        f":warning: The acknowledgement of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} did NOT "
+        f"reach the monitoring core ({said}). Please acknowledge it in the core directly."
     )
 
 
@@ -50,19 +76,16 @@ def post(settings: Settings, chat: Literal["mattermost", "slack"], url: str, bod
     return None
 
 
-def tell_acknowledged(settings: Settings, ack: AckMessage) -> None:
-    """Replace the Slack message whose button was clicked (the ack is queued already)."""
-    assert ack.reply.response_url is not None
-    body = {"replace_original": True, "text": acknowledged_text(ack.chat_user)}
-    error = post(settings, "slack", ack.reply.response_url, body)
+def answer_slack_click(settings: Settings, response_url: str, body: dict[str, Any]) -> None:
+    """The listener's answer to a Slack click, through its `response_url` (the ack, if any, is queued already)."""
+    error = post(settings, "slack", response_url, body)
     if error is not None:
-        # The ack itself is queued; only the chat's view of it is stale.
-        log.warning("ack_listener.slack_reply_failed", ack_id=ack.ack_id, error=error)
+        # Only the chat's view of the click is stale.
+        log.warning("ack_listener.slack_reply_failed", error=error)
 
 
-def tell_failure(settings: Settings, ack: AckMessage, reason: str) -> bool:
-    """True when a chat accepted the message."""
-    text = failure_text(ack, reason)
+def tell(settings: Settings, ack: AckMessage, text: str) -> bool:
+    """Post `text` into the chat the click came from; True when a chat accepted it."""
     if ack.source == "slack" and ack.reply.response_url:
         url: str | None = ack.reply.response_url
         body: dict[str, Any] = {"response_type": "in_channel", "replace_original": False, "text": text}
@@ -80,3 +103,8 @@ def tell_failure(settings: Settings, ack: AckMessage, reason: str) -> bool:
         return False
     log.info("ack_forwarder.chat_told", ack_id=ack.ack_id, source=ack.source)
     return True
+
+
+def tell_failure(settings: Settings, ack: AckMessage, said: str) -> bool:
+    """Tell the chat the ack failed, `said` being the reason in words (`cores.base.in_words`)."""
+    return tell(settings, ack, failure_text(ack, said))

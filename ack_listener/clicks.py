@@ -1,16 +1,20 @@
 """A button click as Mattermost or Slack sends it, reduced to who clicked, the token and where to reply.
 
 Pure parsing, no I/O. Anything not shaped like the chat's request is `BadClick` (answered 400 with
-its message, which never repeats the token).
+its message, which never repeats the token). A user name with nothing left once the core's field
+separators, line breaks, spaces and invisible characters are taken out is refused too: the core would
+record an acknowledgement with an empty author.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 from urllib.parse import parse_qs
 
+from cores.nagios import neutralise
 from schemas.ack import Reply
 
 SLACK_ACK_ACTION_ID = "alertq_ack"  # workers/channels/slack.py ACK_ACTION_ID
@@ -41,7 +45,7 @@ def mattermost(body: bytes) -> Click:
     if not _is_text(token):
         raise BadClick("context.token is missing or not a string")
     reply = Reply(channel_name=_optional_text(data, "channel_name"), post_id=_optional_text(data, "post_id"))
-    return Click("mattermost", user, token, reply)
+    return Click("mattermost", _named(user, "user_name"), token, reply)
 
 
 def slack(body: bytes) -> Click:
@@ -68,7 +72,15 @@ def slack(body: bytes) -> Click:
         raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
     response_url = data.get("response_url")
     reply = Reply(response_url=response_url if _is_text(response_url) else None)
-    return Click("slack", name, tokens[0], reply)
+    return Click("slack", _named(name, "payload.user.username"), tokens[0], reply)
+
+
+def _named(user: str, field: str) -> str:
+    """The user name, if it names someone once neutralised as the core's author field is."""
+    visible = [c for c in neutralise(user) if unicodedata.category(c)[0] not in "CZ"]  # controls, format, spaces
+    if not visible:
+        raise BadClick(f"{field} is empty once ';', line breaks and blanks are taken out: nobody to record as author")
+    return user
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import uvicorn
 
 from ack_listener.app import create_app
 from ack_listener.publisher import AckPublisher
+from ack_listener.request_timeout import with_request_timeout
 from schemas.settings import Settings
 
 log = structlog.get_logger("alertq.ack_listener")
@@ -34,7 +35,16 @@ def run(settings: Settings, sock: socket.socket) -> None:
 
 async def _serve(settings: Settings, publisher: AckPublisher, sock: socket.socket) -> None:
     app = create_app(settings, publisher)
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        # uvicorn's h11 protocol with a deadline per request: without it a client that trickles bytes
+        # holds its connection forever (ack_listener/request_timeout.py).
+        http=with_request_timeout(settings.ack_listener.request_timeout),
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     host, port = sock.getsockname()[:2]
     log.info("ack_listener.started", host=host, port=port)

@@ -45,10 +45,12 @@ class Sessions:
         *,
         client_name: str | None = None,
         declare_topology: bool = False,
+        topology_options: dict[str, Any] | None = None,
         context: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         """`name`: the process in log lines (`worker`, `relay`, …); `client_name`: its connections' name
-        in the broker (`alertq <name>`); `context`: more fields for the `broker_unavailable` line."""
+        in the broker (`alertq <name>`); `topology_options`: for `topology.plan` (the escalator declares
+        its own queue whatever the settings say); `context`: more fields for the `broker_unavailable` line."""
         self.settings = settings
         self.name = name
         self.client_name = client_name or f"alertq {name.replace('_', '-')}"
@@ -58,6 +60,7 @@ class Sessions:
         self._parameters: Iterator[pika.URLParameters] = itertools.cycle(parameters(settings.broker, self.client_name))
         self._backoff = backoff_delays(settings.broker.reconnect_max_delay)
         self._topology_ready = not declare_topology
+        self._topology_options = topology_options or {}
 
     def next_parameters(self) -> pika.URLParameters:
         """The next broker URL's connection parameters, round-robin over the cluster's URLs."""
@@ -88,7 +91,7 @@ class Sessions:
             error: BaseException | None = None
             try:
                 if not self._topology_ready:
-                    topology.declare_with(self.settings, f"{self.client_name} (topology)")
+                    topology.declare_with(self.settings, f"{self.client_name} (topology)", **self._topology_options)
                     self._topology_ready = True
                 if self.stop.is_set():
                     return

@@ -63,6 +63,8 @@ class Escalator:
             "escalator",
             self._stopping,
             declare_topology=True,
+            # Its own queue, bindings and timer tiers whatever the settings say: it is the one that reads them.
+            topology_options={"escalation": True},
             context=lambda: {"unsettled": len(self._pending)},
         )
         self._connection: SelectConnection | None = None

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import NoDecode
 
+from schemas.fields import PlainHttpUrl, SlackSigningSecret
+
 
 def _split(value: object) -> object:
     if isinstance(value, str):
@@ -16,7 +18,8 @@ def _split(value: object) -> object:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Inputs stay out of error texts: some are secrets (schemas/fields.py).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class AckListenerSettings(_Section):
@@ -29,8 +32,8 @@ class AckListenerSettings(_Section):
         default_factory=list,
         description="Chat user names that may acknowledge; empty: anyone who can see the button.",
     )
-    slack_signing_secret: SecretStr | None = Field(
-        None, description="Slack app signing secret; without it /slack/actions answers 503."
+    slack_signing_secret: SlackSigningSecret | None = Field(
+        None, description="Slack app signing secret (32 characters); without it /slack/actions answers 503."
     )
     author_format: str = Field("{user}", description="Author recorded by the core; {user} and {source}.")
     comment_format: str = Field(
@@ -40,6 +43,18 @@ class AckListenerSettings(_Section):
     notify: bool = Field(True, description="Let the core send ACKNOWLEDGEMENT notifications.")
     persistent: bool = Field(True, description="Keep the ack comment across core restarts.")
     publish_timeout: float = Field(2.0, gt=0, description="Seconds to wait for the broker before answering 503.")
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request (headers and body) from the moment the "
+        "connection is open or the previous answer was sent; a slower one gets 408 and is disconnected.",
+    )
+    problem_check_timeout: float = Field(
+        0.5,
+        gt=0,
+        description="Seconds to ask the core ([ack_target]) whether a button's problem is still the current one; "
+        "slower: the forwarder asks before it acknowledges.",
+    )
 
 
 class AckTargetSettings(_Section):
@@ -57,7 +72,7 @@ class AckTargetSettings(_Section):
         300.0, gt=0, description="nagios: seconds after which an unchanged status.dat counts as unknown."
     )
     # openITCOCKPIT / Icinga 2
-    url: str | None = Field(None, description="openitcockpit: https://oitc.example.org; icinga2: https://host:5665.")
+    url: PlainHttpUrl = Field(None, description="openitcockpit: https://oitc.example.org; icinga2: https://host:5665.")
     api_key: SecretStr | None = Field(None, description="openitcockpit: API key (Authorization: X-OITC-API).")
     host_ack_type: Literal["hostOnly", "hostAndServices"] = Field("hostOnly", description="openitcockpit.")
     username: str | None = Field(None, description="icinga2: ApiUser name.")

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from schemas.fields import PlainHttpUrl, ProxyUrl, RequiredSecretHttpUrl, SecretHttpUrl, SigningSecret
+
 # Deliberately plain: one address, no display name, no whitespace or control characters; anything
 # else in an e-mail setting or an event's contact e-mail would be a header-injection attempt or a typo.
 PLAIN_ADDRESS = re.compile(r"^[^\s@<>,;\"'()\[\]\\]+@[^\s@<>,;\"'()\[\]\\]+$")
@@ -29,7 +31,8 @@ def _no_url(name: str) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Inputs stay out of error texts: many are secrets (schemas/fields.py).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class RateLimit(_Section):
@@ -46,7 +49,7 @@ class HttpSettings(_Section):
     read_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the answer (kept below the heartbeat).")
     verify_tls: bool = Field(True, description="Verify the server's certificate. Prefer ca_bundle to turning this off.")
     ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust, for self-signed servers.")
-    proxy: SecretStr | None = Field(None, description="Proxy URL for this channel (may hold credentials).")
+    proxy: ProxyUrl = Field(None, description="Proxy URL for this channel, http:// or https:// (may hold credentials).")
 
 
 class ChannelSettings(_Section):
@@ -68,8 +71,10 @@ class ChannelSettings(_Section):
 class AckSettings(_Section):
     """Signing of chat "Acknowledge" buttons (`[ack]`): the channels sign, the ack listener verifies."""
 
-    signing_secret: SecretStr | None = Field(
-        None, description="HMAC key of the button tokens. Needed when a channel has two_way on."
+    signing_secret: SigningSecret | None = Field(
+        None,
+        description="HMAC key of the button tokens, at least 32 characters (`openssl rand -hex 32`). "
+        "Needed when a channel has two_way on.",
     )
     token_ttl: int = Field(86_400, gt=0, description="Seconds a button stays usable after it was sent.")
 
@@ -98,15 +103,15 @@ class TwoWayChannelSettings(ChannelSettings):
 
 
 class MattermostSettings(TwoWayChannelSettings):
-    url: SecretStr | None = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
+    url: SecretHttpUrl = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
     channel: str | None = Field(None, description="Channel override (the webhook must allow it).")
     username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
-    icon_url: str | None = None
-    ui_base_url: str | None = Field(
+    icon_url: PlainHttpUrl = None
+    ui_base_url: PlainHttpUrl = Field(
         None,
         description="openITCOCKPIT base URL, e.g. https://oitc.example.org, to link host and service names to the UI.",
     )
-    ack_url: str | None = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
+    ack_url: PlainHttpUrl = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
 
     def problem(self, name: str) -> str | None:
         if not _given(self.url):
@@ -124,8 +129,8 @@ class MattermostSettings(TwoWayChannelSettings):
 
 class SlackSettings(TwoWayChannelSettings):
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=1.0, burst=3))
-    url: SecretStr | None = Field(None, description="Incoming webhook URL, https://hooks.slack.com/services/T…/B…/….")
-    ui_base_url: str | None = None
+    url: SecretHttpUrl = Field(None, description="Incoming webhook URL, https://hooks.slack.com/services/T…/B…/….")
+    ui_base_url: PlainHttpUrl = None
     two_way: bool = Field(
         False,
         description="Add a signed Acknowledge button (Slack app interactivity must "
@@ -150,7 +155,7 @@ class EmailSettings(ChannelSettings):
     ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust, for a self-signed SMTP server.")
     sender: str = Field("alertq@localhost", description="From: address.")
     recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
-    ui_base_url: str | None = None
+    ui_base_url: PlainHttpUrl = None
 
     def problem(self, name: str) -> str | None:
         if (self.username is None) != (self.password is None):
@@ -169,16 +174,17 @@ class EmailSettings(ChannelSettings):
 
 
 class WebhookSettings(ChannelSettings):
-    url: SecretStr | None = Field(None, description="Where to POST the event JSON.")
-    urls: dict[str, SecretStr] = Field(
+    url: SecretHttpUrl = Field(None, description="Where to POST the event JSON (an http(s) URL).")
+    urls: dict[str, RequiredSecretHttpUrl] = Field(
         default_factory=dict,
         description="More endpoints by contact name: an event whose contact.name is a key goes there, "
         "any other to `url`. Each URL is its own target (rate limit, lane). "
         'Env: ALERTQ_CHANNELS__WEBHOOK__URLS=\'{"sms-team": "https://…"}\'.',
     )
-    signing_secret: SecretStr | None = Field(
+    signing_secret: SigningSecret | None = Field(
         None,
-        description="If set, an HMAC-SHA256 of the body is sent in `signature_header` as `sha256=<hex>`.",
+        description="If set (at least 32 characters), an HMAC-SHA256 of the body is sent in `signature_header` "
+        "as `sha256=<hex>`.",
     )
     signature_header: str = "X-Alertq-Signature"
 

@@ -35,6 +35,7 @@ from schemas.channels import (
     TwoWayChannelSettings,
     WebhookSettings,
 )
+from schemas.fields import BrokerUrl, BrokerUrls, StateStoreUrl
 from schemas.sink import SinkSettings
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -63,20 +64,28 @@ def _split_list(value: Any) -> Any:
 
 
 def mask_url(url: str) -> str:
-    """`amqp://user:***@host/vhost`: enough to tell which broker, nothing to log in with."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`amqp://user:***@host/vhost`: enough to tell which broker, nothing to log in with.
+
+    The host and port are kept as written, not parsed: a URL with a bad port or host must still be
+    shown masked, not end in a traceback. Whatever cannot be split at all is shown as `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Inputs stay out of error texts: many are secrets (schemas/fields.py).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class BrokerSettings(_Section):
-    urls: Annotated[list[SecretStr], NoDecode, BeforeValidator(_split_list)] = Field(
+    urls: Annotated[list[BrokerUrl], NoDecode, BeforeValidator(_split_list), BrokerUrls] = Field(
         default_factory=lambda: [SecretStr(DEFAULT_BROKER_URL)],
         description="AMQP URLs, tried in order (one per cluster node). Comma-separated in the environment.",
     )
@@ -226,7 +235,9 @@ class LogSettings(_Section):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ALERTQ_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ALERTQ_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
+    )
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
@@ -242,9 +253,10 @@ class Settings(BaseSettings):
     routing_file: Path | None = Field(
         None, description="The escalator's routing file (contacts, groups, policies); see docs/routing.example.toml."
     )
-    state_store: str = Field(
+    state_store: StateStoreUrl = Field(
         "sqlite:///var/alertq.db",
-        description="The escalator's incident store: `sqlite:///path` or `postgresql://user@host/db`.",
+        description="The state store (escalator incidents, the ack listener's used buttons): `sqlite:///path` or "
+        "`postgresql://user@host/db` (shared by escalators or ack listeners on several hosts).",
     )
 
     @model_validator(mode="after")

@@ -70,7 +70,7 @@ def amqp_url(shared_broker: SharedBroker) -> str:
 
 @pytest.fixture
 def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for alertq subprocesses: this test's broker and spool, JSON logs, no config file."""
+    """Environment for alertq subprocesses: this test's broker, spool and state store, JSON logs, no config file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTQ_")}
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -79,6 +79,8 @@ def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
         ALERTQ_LOG__FORMAT="json",
         ALERTQ_LOG__LEVEL="debug",
         ALERTQ_CONFIG=str(tmp_path / "alertq.toml"),
+        # This test's own state store: the default (./var) would be shared by every test and checkout.
+        ALERTQ_STATE_STORE=f"sqlite:///{tmp_path}/alertq.db",
     )
     (tmp_path / "alertq.toml").write_text("# this test's settings come from the environment\n")
     return env
@@ -94,8 +96,11 @@ def settings(alertq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Set
 
 @pytest.fixture
 def declared(settings: Settings) -> Settings:
-    """Settings whose topology is declared on this test's vhost."""
-    topology.declare_with(settings, "tests")
+    """Settings whose topology is declared on this test's vhost, the escalator's queue included (as on a
+    broker where an escalator runs; without a routing_file alertq's processes leave it out), so tests
+    can see what reaches it. Its timer tiers only with a routing_file, as before: fifteen more queues per test."""
+    timers = topology.escalation_configured(settings)
+    topology.declare_with(settings, "tests", escalation=True, delays=None if timers else settings.retry.delays)
     return settings
 
 

@@ -25,16 +25,22 @@ def test_config_check_shows_settings_with_every_secret_masked(alertq_env: dict[s
     config = tmp_path / "alertq.toml"
     config.write_text(
         '[channels.mattermost]\nurl = "https://mm.example.org/hooks/1nmqus1wsfr988e81sr8whqrte"\n'
-        '[channels.email]\npassword = "smtp-pass-123"\n[ack]\nsigning_secret = "sign-me-456"\n'
+        '[channels.email]\npassword = "smtp-pass-123"\n[ack]\nsigning_secret = "sign-me-456-with-at-least-32-chars"\n'
     )
     env = {
         **alertq_env,
         "ALERTQ_BROKER__URLS": "amqp://alertq:broker-pw-789@mq1:5672/,amqp://alertq:broker-pw-789@mq2/",
-        "ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET": "hook-secret-000",
+        "ALERTQ_CHANNELS__WEBHOOK__SIGNING_SECRET": "hook-secret-000-with-32-characters",
     }
     result = run(["alertq", "config", "check"], env)
     assert result.returncode == 0, result.stderr
-    for secret in ("1nmqus1wsfr988e81sr8whqrte", "smtp-pass-123", "sign-me-456", "broker-pw-789", "hook-secret-000"):
+    for secret in (
+        "1nmqus1wsfr988e81sr8whqrte",
+        "smtp-pass-123",
+        "sign-me-456-with-at-least-32-chars",
+        "broker-pw-789",
+        "hook-secret-000-with-32-characters",
+    ):
         assert secret not in result.stdout + result.stderr
     shown = json.loads(result.stdout)
     assert shown["broker"]["urls"] == ["amqp://alertq:***@mq1:5672/", "amqp://alertq:***@mq2/"]
@@ -108,10 +114,12 @@ def test_topology_declare_is_idempotent_and_builds_the_documented_queues(
     assert {q.name for q in plan.queues} >= {
         "alertq.dead",
         "alertq.acks",
-        "alertq.escalator",
         "alertq.delay.10s",
         *(names.notify_queue(c) for c in ("mattermost", "slack", "email", "webhook")),
     }
+    # No routing_file: no escalator to read alertq.escalator, so it is not declared (it would only grow).
+    assert names.ESCALATOR_QUEUE not in {q.name for q in plan.queues}
+    assert amqp.queue_exists(amqp_url, names.ESCALATOR_QUEUE) is False
 
 
 def test_a_delayed_retry_comes_back_to_its_channel_only_after_its_delay(declared: Settings, amqp_url: str) -> None:

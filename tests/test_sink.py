@@ -12,9 +12,7 @@ import smtplib
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,9 @@ from werkzeug import Request, Response
 
 from alertq.stack import Process, processes, route_to_sink, sink_env
 from schemas.settings import Settings
-from tests.conftest import VENV_BIN, require
+from tests.conftest import require
 from tests.support.health import wait_healthy
+from tests.support.sink import Sink, chromium, free_port, run_chromium, sink_environment, sinks
 
 MATTERMOST_ACK_KEYS = {
     "user_id",
@@ -44,70 +43,10 @@ MATTERMOST_ACK_KEYS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Sink:
-    url: str
-    smtp_port: int
-    process: subprocess.Popen[str]
-    log: Path
-
-    def post(self, path: str, payload: Any) -> requests.Response:
-        return requests.post(self.url + path, json=payload, timeout=10)
-
-    def messages(self, **params: str) -> list[dict[str, Any]]:
-        response = requests.get(self.url + "/api/messages", params=params, timeout=10)
-        response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()
-        return found
-
-    def message(self, message_id: str) -> dict[str, Any]:
-        response = requests.get(f"{self.url}/api/messages/{message_id}", timeout=10)
-        response.raise_for_status()
-        found: dict[str, Any] = response.json()
-        return found
-
-    def click(self, message_id: str, key: str, user_name: str = "alice") -> requests.Response:
-        url = f"{self.url}/api/messages/{message_id}/actions/{key}"
-        return requests.post(url, json={"user_name": user_name}, timeout=20)
-
-
-def sink_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTQ_")}
-    config = tmp_path / "alertq.toml"
-    config.write_text("# this test's settings come from the environment\n")
-    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", ALERTQ_CONFIG=str(config))
-    env.update(ALERTQ_LOG__FORMAT="json")
-    env.update({f"ALERTQ_SINK__{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
 @pytest.fixture
 def start_sink(tmp_path: Path) -> Iterator[Callable[..., Sink]]:
-    started: list[subprocess.Popen[str]] = []
-
-    def start(**settings: str) -> Sink:
-        http_port, smtp_port = free_port(), free_port()
-        env = sink_environment(tmp_path, http_port=str(http_port), smtp_port=str(smtp_port), **settings)
-        # Output to a file, not a pipe nobody reads: a full pipe would stall the sink.
-        log = tmp_path / f"sink-{len(started)}.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(["alertq", "sink"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-        started.append(process)
-        url = f"http://127.0.0.1:{http_port}"
-        wait_healthy(url, process, log, "sink")
-        return Sink(url, smtp_port, process, log)
-
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(30)
+    with sinks(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture
@@ -330,6 +269,19 @@ def test_mattermost_update_without_props_keeps_the_button(sink: Sink, httpserver
     assert "(only visible to @bob) done" in after["notes"]
 
 
+def test_mattermost_update_with_null_props_keeps_the_button(sink: Sink, httpserver: HTTPServer) -> None:
+    # Mattermost: `update.props` null keeps the props, `{}` clears them, an object replaces them.
+    answer = {"update": {"message": "Seen by **@erin**.", "props": None}}
+    httpserver.expect_request("/ack").respond_with_json(answer)
+    sink.post("/hooks/mattermost/ops", mattermost_problem(httpserver.url_for("/ack")))
+
+    assert sink.click("1", "ack", user_name="erin").status_code == 200
+
+    after = sink.message("1")
+    assert after["payload"]["text"] == "Seen by **@erin**."
+    assert [b["label"] for b in after["rendered"]["buttons"]] == ["Acknowledge"]
+
+
 def test_a_refused_click_is_reported_without_the_secret_url(sink: Sink, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/ack").respond_with_data("bad token", status=401)
     secret_url = httpserver.url_for("/ack") + "?apikey=s3cr3t-api-key"
@@ -360,7 +312,7 @@ def test_clicking_an_unknown_button_is_404(sink: Sink) -> None:
 def test_slack_button_posts_block_actions_and_the_listener_replaces_through_response_url(
     start_sink: Callable[..., Sink], httpserver: HTTPServer
 ) -> None:
-    secret = "slack-signing-secret"
+    secret = "slack-signing-secret-0123456789abcdef"
     received: list[dict[str, Any]] = []
 
     def listener(request: Request) -> Response:
@@ -411,32 +363,6 @@ def test_slack_button_without_an_interactivity_url_says_what_to_set(sink: Sink) 
 
 
 # --- the page in a real browser ------------------------------------------------------------------
-
-
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def run_chromium(args: list[str], url: str) -> subprocess.CompletedProcess[str]:
-    binary = chromium()
-    assert binary is not None
-    with tempfile.TemporaryDirectory(prefix="alertq-chromium-") as profile:
-        argv = [
-            binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            *args,
-            url,
-        ]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_the_page_shows_messages_and_buttons_in_a_browser(sink: Sink, tmp_path: Path) -> None:

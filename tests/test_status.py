@@ -6,9 +6,10 @@ import json
 import re
 import time
 
-from broker import names
+from broker import names, topology
 from broker.publisher import ConfirmedPublisher, json_properties
 from tests.conftest import run
+from tests.support import amqp
 from tests.support.amqp import connect
 from tests.support.dead_letters import Spec, publish
 
@@ -49,7 +50,8 @@ def test_dead_letters_are_a_warning_broken_down_by_reason(declared, amqp_url, al
     assert "dead_letters=3;1;;0" in nagios.stdout
 
 
-def test_messages_without_a_consumer_are_critical(declared, amqp_url, alertq_env):
+def test_messages_without_a_consumer_are_critical(settings, amqp_url, alertq_env):
+    topology.declare_with(settings, "tests")  # as the processes declare it: escalation is off
     connection = connect(amqp_url)
     ConfirmedPublisher(connection.channel()).publish(
         names.EVENTS_EXCHANGE, names.notify_key("email"), b"{}", json_properties("e1")
@@ -72,6 +74,46 @@ def test_messages_without_a_consumer_are_critical(declared, amqp_url, alertq_env
         assert status(alertq_env, "--nagios").returncode == 0
     finally:
         connection.close()
+
+
+def test_any_other_queue_holding_messages_nobody_consumes_is_a_warning_naming_it(settings, amqp_url, alertq_env):
+    """alertq.escalator left bound from when escalation was on (or an escalator that is gone) collects a
+    copy of every notification; status said OK while it grew toward RabbitMQ's memory alarm."""
+    topology.declare_with(settings, "tests", escalation=True, delays=settings.retry.delays)
+    connection = connect(amqp_url)
+    publisher = ConfirmedPublisher(connection.channel())
+    for n in range(3):
+        publisher.publish(names.EVENTS_EXCHANGE, names.notify_key("email"), b"{}", json_properties(f"e{n}"))
+    # A retry waiting out its delay: delay queues have no consumer by design, never a warning.
+    publisher.publish(
+        names.DELAY_EXCHANGE,
+        names.retry_key("email"),
+        b"{}",
+        json_properties("r1", {names.HEADER_DELAY: str(max(settings.retry.delays))}),
+    )
+    connection.close()
+    assert len(amqp.take(amqp_url, names.notify_queue("email"), 3)) == 3  # the channel got them all
+
+    nagios = status(alertq_env, "--nagios")
+    table = status(alertq_env)
+    problems = json.loads(status(alertq_env, "--json").stdout)["problems"]
+
+    assert nagios.returncode == 1, nagios.stdout
+    assert nagios.stdout.startswith("ALERTQ WARNING - 3 messages in alertq.escalator and no consumer ("), nagios.stdout
+    assert NAGIOS_LINE.match(nagios.stdout.strip()), nagios.stdout
+    assert table.returncode == 1 and "WARNING: 3 messages in alertq.escalator and no consumer" in table.stdout
+    assert [p["text"].split(" (")[0] for p in problems] == ["3 messages in alertq.escalator and no consumer"]
+    assert "topology declare" in problems[0]["text"]  # what to do about it
+
+    # Acks nobody forwards are the same story; the escalator's copies gone, that is the one left.
+    connection = connect(amqp_url)
+    channel = connection.channel()
+    ConfirmedPublisher(channel).publish(names.ACKS_EXCHANGE, "ack.slack", b"{}", json_properties("a1"))
+    channel.queue_purge(names.ESCALATOR_QUEUE)
+    connection.close()
+    nagios = status(alertq_env, "--nagios")
+    assert nagios.returncode == 1
+    assert nagios.stdout.startswith("ALERTQ WARNING - 1 messages in alertq.acks and no consumer"), nagios.stdout
 
 
 def test_old_spool_backlog_is_critical(declared, alertq_env, tmp_path):

@@ -22,6 +22,7 @@ import requests
 
 from broker import names
 from tests.conftest import require, run
+from tests.support.escalation import routing_file
 from tests.support.rabbit import PrivateNode, management_api
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +36,17 @@ FIELDS = {
     "queues": ("name", "durable", "auto_delete", "arguments"),
     "bindings": ("source", "destination", "destination_type", "routing_key", "arguments"),
 }
+
+
+ESCALATE_ALL = """
+[policies.all]
+hosts = ["*"]
+
+[[policies.all.steps]]
+after = "10m"
+notify = ["alice"]
+channels = ["webhook"]
+"""
 
 
 def export(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -220,8 +232,12 @@ def test_a_node_booted_with_the_deploy_config_has_the_topology_before_any_alertq
             connection.close()
 
         alertq_url = node.url.replace("guest:guest", "alertq:alertq-pw")
-        declared = run(["alertq", "topology", "declare"], {**alertq_env, "ALERTQ_BROKER__URLS": alertq_url})
+        # The file holds the topology with escalation: declare it as a deployment with a routing file does.
+        routing = routing_file(node.base / "routing.toml", ESCALATE_ALL)
+        env = {**alertq_env, "ALERTQ_BROKER__URLS": alertq_url, "ALERTQ_ROUTING_FILE": str(routing)}
+        declared = run(["alertq", "topology", "declare"], env)
         assert declared.returncode == 0, declared.stderr  # the loaded arguments are the ones declare expects
+        assert declared.stdout.count("\n") == 1, declared.stdout  # and nothing to note
         _alertq_permissions_suffice_and_no_more(alertq_url)
     finally:
         node.destroy()

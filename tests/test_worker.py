@@ -29,7 +29,7 @@ from tests.support.workers import (
     webhook_worker_env,
 )
 
-SECRET = "hush-hush-signing-secret"
+SECRET = "hush-hush-webhook-signing-secret-42"
 DEAD = names.DEAD_QUEUE
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import ssl
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,10 +28,17 @@ def check() -> None:
     """Validate the settings and print them as JSON, secrets masked.
 
     \b
-    Exit status 0 when valid, 1 with a one-line reason when not. Example:
+    Exit status 0 when valid, 1 with one line per problem when not (a secret is never shown).
+    Besides each value's form it checks that every ca_bundle set is a file of CA certificates.
+    Example:
       ALERTQ_CONFIG=/etc/alertq/alertq.toml alertq config check
     """
     settings = load_settings(configure_logging=False)
+    problems = ca_bundle_problems(settings)
+    if problems:
+        for problem in problems:
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
     routing = routing_summary(settings) if settings.routing_file is not None else None
     click.echo(json.dumps(effective_settings(settings), indent=2))
     click.echo(f"settings are valid (config file: {config_file() or 'none, defaults and environment'})", err=True)
@@ -47,6 +57,35 @@ def routing_summary(settings: Settings) -> str:
         f"routing file {settings.routing_file} is valid: {len(routing.contacts)} contacts, "
         f"{len(routing.groups)} groups, {len(routing.policies)} policies ({', '.join(routing.policies) or 'none'})"
     )
+
+
+def ca_bundle_problems(settings: Settings) -> list[str]:
+    """One line per `ca_bundle` that is set but cannot be used: every HTTPS or TLS call through it would
+    fail at delivery time, so this is said here. Only this command looks at files: settings are
+    validated wherever they load, and a file may rightly exist on the host that runs a process only."""
+    problems = []
+    for path, value in _values_named("ca_bundle", settings, ()):
+        if value is None:
+            continue
+        setting = ".".join(path)
+        bundle = Path(value)
+        if not bundle.is_file():
+            problems.append(f"{setting}: {bundle} is not a file")
+            continue
+        try:
+            ssl.create_default_context(cafile=str(bundle))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"{setting}: {bundle} holds no usable CA certificates ({exc.__class__.__name__})")
+    return problems
+
+
+def _values_named(name: str, model: BaseModel, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for field in type(model).model_fields:
+        value = getattr(model, field)
+        if isinstance(value, BaseModel):
+            yield from _values_named(name, value, (*prefix, field))
+        elif field == name:
+            yield (*prefix, field), value
 
 
 def effective_settings(settings: Settings) -> dict[str, Any]:

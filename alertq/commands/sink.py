@@ -23,20 +23,47 @@ def sink(host: str | None, http_port: int | None, smtp_port: int | None) -> None
     exactly as Mattermost or Slack would. Messages live in memory only (the newest sink.max_messages).
 
     \b
+    It also answers the part of the Mattermost REST API v4 and the Slack Web API that alertq uses,
+    with the paths, bodies, answers, errors, size limits and rate limits of the real services
+    (docs/channels.md, "the sink's chat API emulation"). Any non-empty token is accepted unless
+    sink.mattermost.tokens / sink.slack.tokens are set; every channel exists and has the bot in it
+    unless sink.*.channels and sink.mattermost.not_member / sink.slack.not_in_channel say otherwise.
+    The page shows API posts as the chat does: each root with its current (edited) content and its
+    thread replies under it, in order, per channel.
+
+    \b
     Endpoints:
-      GET  /                                  the page (refreshes itself)
+      GET  /                                  the page (refreshes itself; ?channel=<key> for one channel)
       POST /hooks/mattermost/<name>           Mattermost incoming webhook, answers 200 ok
       POST /hooks/slack/<name>                Slack incoming webhook, answers 200 ok
       POST /hooks/webhook/<name>              any JSON (the webhook channel)
       GET  /api/messages[?channel=…]          what was received, with a rendered summary
-      GET  /api/messages/<id>, DELETE /api/messages
+      GET  /api/messages/<id>, DELETE /api/messages[/<id>] (deleting one is deleting it in the chat)
       POST /api/messages/<id>/actions/<key>   click a button ({"user_name": …} optional)
+      GET  /api/calls[?api=mattermost|slack&after=<seq>]   every chat API call and its answer, in order
+      DELETE /api/calls                       forget the recorded calls
       GET  /healthz
+
+    \b
+    Mattermost API v4 (Authorization: Bearer <token>):
+      POST /api/v4/posts                      channel_id, message, root_id, props (attachments)
+      PUT  /api/v4/posts/<id>/patch           message, props, is_pinned, file_ids
+      GET  /api/v4/posts/<id>
+      GET  /api/v4/teams/name/<team>/channels/name/<channel>
+      GET  /api/v4/users/username/<name>, GET /api/v4/users/me
+      POST /api/v4/channels/direct            ["<bot id>", "<user id>"]
+
+    \b
+    Slack Web API (base_url <sink>/api/; JSON or form; Authorization: Bearer xoxb-…):
+      POST /api/chat.postMessage              channel, text, blocks, attachments, thread_ts
+      POST /api/chat.update                   channel, ts, text, blocks, attachments
+      POST /api/auth.test, /api/conversations.info
 
     \b
     Examples:
       alertq sink                              # http://127.0.0.1:8025/, SMTP on 127.0.0.1:2525
       alertq sink --http-port 9000 --smtp-port 2526
+      ALERTQ_SINK__SLACK__NOT_IN_CHANNEL=C0QUIET alertq sink
     """
     from alertq.sink.server import run
 

@@ -27,7 +27,9 @@ def status(as_json: bool, nagios: bool, spool_max_age: float, no_reasons: bool) 
     \b
     Exit status (also for Nagios):
       0 OK        all quiet
-      1 WARNING   dead letters are waiting (alertq dlq list)
+      1 WARNING   dead letters are waiting (alertq dlq list), or another alertq queue holds
+                  messages and nobody consumes them (e.g. alertq.escalator with escalation
+                  off, alertq.acks with no forwarder); the line names queue and count
       2 CRITICAL  broker unreachable, a channel queue missing, a channel queue with messages
                   and no consumer, or the spool's oldest event older than --spool-max-age
       3 UNKNOWN   status itself failed (e.g. bad settings)

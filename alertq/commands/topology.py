@@ -21,6 +21,12 @@ def declare() -> None:
     """Declare every exchange, queue and binding (idempotent; every process also does it at start).
 
     \b
+    The escalator's queue alertq.escalator only once routing_file configures escalation. Without
+    one, an alertq.escalator left from before is unbound (it would collect a copy of every
+    notification that nobody reads) and deleted if empty; one holding messages is kept and the
+    output says what to do with them. One an escalator consumes is left alone.
+
+    \b
     Example:
       ALERTQ_BROKER__URLS=amqp://alertq:secret@mq1/ alertq topology declare
     """
@@ -28,10 +34,15 @@ def declare() -> None:
     from broker.connection import connect, describe_error
 
     settings = load_settings()
+    notes: list[str] = []
     try:
         connection = connect(settings.broker, "alertq topology declare")
         try:
-            plan = broker_topology.declare(connection.channel(), settings)
+            plan = broker_topology.plan(settings)
+            notes += broker_topology.apply(connection.channel(), plan)
+            if not broker_topology.escalation_configured(settings):
+                retired = broker_topology.retire_escalator_queue(connection, settings)
+                notes += [retired] if retired else []
         finally:
             if connection.is_open:
                 connection.close()
@@ -41,6 +52,8 @@ def declare() -> None:
         f"declared {len(plan.exchanges)} exchanges, {len(plan.queues)} queues, "
         f"{len(plan.bindings)} bindings on {settings.broker.masked_urls[0]}"
     )
+    for note in notes:
+        click.echo(note)
 
 
 @topology.command("export")
@@ -55,16 +68,16 @@ def declare() -> None:
 @click.option(
     "--defaults",
     is_flag=True,
-    help="Use alertq's built-in defaults, ignoring the environment and any config file, with the "
-    "escalator's timer queues (what deploy/rabbitmq/definitions.json holds).",
+    help="Use alertq's built-in defaults, ignoring the environment and any config file, with "
+    "escalation (the escalator's queue and timer queues: what deploy/rabbitmq/definitions.json holds).",
 )
 def export(vhost: str, output: str, defaults: bool) -> None:
     """Write the topology as a RabbitMQ definitions file (exchanges, queues, bindings).
 
     \b
     Built from the same plan `alertq topology declare` applies, for the settings in force
-    (enabled channels, retry.delays, broker.delivery_limit; the escalator's timer queues
-    alertq.delay.<2^k>s once routing_file is set). RabbitMQ loads it at boot
+    (enabled channels, retry.delays, broker.delivery_limit; the escalator's queue alertq.escalator
+    and timer queues alertq.delay.<2^k>s once routing_file is set). RabbitMQ loads it at boot
     (definitions.local.path in rabbitmq.conf) or through the management API. No users or
     passwords are written.
 
@@ -82,7 +95,7 @@ def export(vhost: str, output: str, defaults: bool) -> None:
         raise click.BadParameter("must not be empty", param_hint="--vhost")
     settings = _built_in_defaults() if defaults else load_settings()
     # The reference file serves deployments that run the escalator (all of deploy/ does).
-    topology = broker_topology.plan(settings, timers=True if defaults else None)
+    topology = broker_topology.plan(settings, escalation=True if defaults else None)
     text = definitions.dumps(definitions.definitions(topology, vhost))
     try:
         with click.open_file(output, "w", encoding="utf-8", atomic=output != "-") as out:

@@ -18,8 +18,9 @@ from broker.connection import connect, describe_error
 from broker.dlq.actions import Collect
 from broker.dlq.filters import Filter
 from broker.dlq.scan import Pass
+from broker.topology import escalation_configured
 from producer import spool
-from schemas.settings import Settings
+from schemas.settings import ChannelsSettings, Settings
 
 REASON_SAMPLE = 10_000  # dead letters read to break them down by reason; the depth counts them all
 
@@ -27,7 +28,7 @@ REASON_SAMPLE = 10_000  # dead letters read to break them down by reason; the de
 @dataclass
 class QueueFacts:
     name: str
-    channel: str | None
+    channel: str | None  # the channel of an enabled channel's notify queue
     messages: int | None  # None: the queue does not exist
     consumers: int | None
 
@@ -41,6 +42,7 @@ class Facts:
     dead_by_reason_sampled: int = 0
     spool_backlog: int = 0
     spool_oldest_age: float | None = None
+    escalation: bool = False  # a routing_file configures escalation
     incidents: list[OpenIncident] | None = None  # None: escalation not configured
     incidents_error: str | None = None
 
@@ -50,22 +52,31 @@ class Facts:
 
 
 def gather(settings: Settings, reasons: bool = True) -> Facts:
-    facts = Facts()
+    facts = Facts(escalation=escalation_configured(settings))
     facts.spool_backlog, facts.spool_oldest_age = spool_backlog(str(settings.spool.dir))
     try:
         facts.incidents = open_incidents(settings)
     except IncidentsUnavailable as exc:
         facts.incidents_error = str(exc)
-    watched: list[tuple[str, str | None]] = [(names.notify_queue(c), c) for c in settings.channels.enabled_names()]
-    watched += [(names.ESCALATOR_QUEUE, None), (names.ACKS_QUEUE, None), (names.DEAD_QUEUE, None)]
+    enabled = settings.channels.enabled_names()
+    # (queue, channel, expected): an expected queue that is missing is reported as missing; the others
+    # only when they exist (left from before, or declared by a process with other settings), since
+    # messages nobody consumes may sit there too. Delay queues are not watched: they hold messages
+    # with no consumer by design (the broker moves them on when their TTL ends).
+    watched: list[tuple[str, str | None, bool]] = [(names.notify_queue(c), c, True) for c in enabled]
+    watched += [(names.notify_queue(c), None, False) for c in ChannelsSettings.model_fields if c not in enabled]
+    watched += [(names.ESCALATOR_QUEUE, None, facts.escalation), (names.ACKS_QUEUE, None, True)]
+    watched += [(names.DEAD_QUEUE, None, True)]
     try:
         connection = connect(settings.broker, "alertq status")
     except Exception as exc:
         facts.broker_error = describe_error(exc)
         return facts
     try:
-        for queue, channel in watched:
-            facts.queues.append(_queue_facts(connection, queue, channel))
+        for queue, channel, expected in watched:
+            found = _queue_facts(connection, queue, channel)
+            if expected or found.messages is not None:
+                facts.queues.append(found)
     except Exception as exc:
         facts.broker_error = describe_error(exc)
         return facts

@@ -5,7 +5,11 @@
   holding messages with no consumer (nobody delivers them); the spool's oldest event older than
   `spool_max_age` (the relay is not publishing); with escalation configured, messages in
   alertq.escalator with no escalator, or an escalation step long past due (nobody sends it).
-- WARNING: dead letters present (someone should look: `alertq dlq list`); the state store unreadable.
+- WARNING: dead letters present (someone should look: `alertq dlq list`); the state store unreadable;
+  any other alertq queue holding messages with no consumer: alertq.escalator where escalation is off
+  (it grows until RabbitMQ's memory or disk alarm blocks every publisher), alertq.acks (no
+  forwarder), a disabled channel's queue. alertq.dead is the dead-letter case above; delay queues
+  are not checked: they hold messages without a consumer by design.
 """
 
 from __future__ import annotations
@@ -56,10 +60,14 @@ def judge(facts: Facts, spool_max_age: float, overdue_after: float = 120.0) -> V
         verdict.add(Level.WARNING, f"{facts.dead_letters} dead letters (alertq dlq list)")
     if facts.incidents_error:
         verdict.add(Level.WARNING, f"open incidents unknown: {facts.incidents_error}")
+    for queue in facts.queues:
+        if queue.channel is not None or queue.name == names.DEAD_QUEUE or not queue.messages or queue.consumers:
+            continue
+        if queue.name == names.ESCALATOR_QUEUE and facts.escalation:
+            verdict.add(Level.CRITICAL, f"{queue.messages} messages in {queue.name} and no escalator")
+        else:
+            verdict.add(Level.WARNING, f"{queue.messages} messages in {queue.name} and no consumer{_hint(queue.name)}")
     if facts.incidents is not None:
-        escalator = next((q for q in facts.queues if q.name == names.ESCALATOR_QUEUE), None)
-        if escalator is not None and escalator.messages and not escalator.consumers:
-            verdict.add(Level.CRITICAL, f"{escalator.messages} messages in {escalator.name} and no escalator")
         now = datetime.now(UTC)
         overdue = [
             i for i in facts.incidents if i.due_at is not None and (now - i.due_at).total_seconds() > overdue_after
@@ -71,3 +79,11 @@ def judge(facts: Facts, spool_max_age: float, overdue_after: float = 120.0) -> V
                 f"{len(overdue)} escalation steps overdue, up to {late:.0f}s (is `alertq escalator` running?)",
             )
     return verdict
+
+
+def _hint(queue: str) -> str:
+    if queue == names.ESCALATOR_QUEUE:
+        return " (escalation is off here: `alertq topology declare` unbinds it; or is `alertq escalator` down?)"
+    if queue == names.ACKS_QUEUE:
+        return " (is `alertq ack-forwarder` running?)"
+    return " (its channel is disabled here)"

@@ -6,6 +6,9 @@ post (`props: {}` clears its attachments and buttons, no `props` keeps them), `e
 shown to the clicker only. Slack: form `payload=<block_actions JSON>` to the app's interactivity URL
 (`sink.slack_actions_url`), signed like Slack when a signing secret is set; the listener answers
 through `response_url`, which points back at this sink (app.py: /hooks/slack-response/…).
+
+A post made through the chat APIs is clicked with its real ids (post id, channel id, ts) and its
+answer edits it as the chat would (Mattermost sets edit_at when the message text changes).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from datetime import datetime
@@ -23,6 +27,7 @@ import requests
 import structlog
 from starlette.concurrency import run_in_threadpool
 
+from alertq.sink.mattermost_api import stable_id
 from alertq.sink.render import Button
 from alertq.sink.store import Message
 from schemas.sink import SinkSettings
@@ -31,6 +36,8 @@ log = structlog.get_logger("alertq.sink")
 
 TEAM_ID = "tsinkteam0000000000000000a"
 CHANNEL_ID = "csinkchannel00000000000000"
+# The server's action route only matches such ids: a click on any other action fails in the chat.
+MATTERMOST_ACTION_ID = re.compile(r"^[A-Za-z0-9]+$")
 
 
 class ActionFailed(Exception):
@@ -66,13 +73,22 @@ async def _mattermost(message: Message, button: Button, user_name: str, settings
     if not isinstance(url, str) or not url:
         raise ActionFailed(409, f"button {button.key!r} has no integration.url")
     assert isinstance(integration, dict)
+    if not MATTERMOST_ACTION_ID.match(str(button.action.get("id") or "")):
+        raise ActionFailed(
+            409,
+            f"Mattermost cannot route a click on action id {button.action.get('id')!r}: ids must match [A-Za-z0-9]+",
+        )
+    team, channel_id, channel_name = "alertq-sink", CHANNEL_ID, message.hook
+    if message.api is not None:
+        channel_id = message.api.channel_id
+        team, _, channel_name = message.api.channel_name.rpartition("/")
     body = {
         "user_id": _user_id(user_name),
         "user_name": user_name,
-        "channel_id": CHANNEL_ID,
-        "channel_name": message.hook,
-        "team_id": TEAM_ID,
-        "team_domain": "alertq-sink",
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "team_id": stable_id("team", team) if message.api is not None else TEAM_ID,
+        "team_domain": team,
         "post_id": _post_id(message),
         "trigger_id": secrets.token_hex(16),
         "type": "button",
@@ -81,21 +97,24 @@ async def _mattermost(message: Message, button: Button, user_name: str, settings
     response = await _post(url, settings, json=body)
     answer = _json_answer(response)
     update = answer.get("update")
-    if isinstance(update, dict):
-        message.replace_payload(_apply_update(message.payload, update), f"@{user_name} clicked {button.label}")
+    note = f"@{user_name} clicked {button.label}"
+    if isinstance(update, dict) and message.api is not None:
+        _apply_api_update(message, update, note)
+    elif isinstance(update, dict):
+        message.replace_payload(_apply_update(message.payload, update), note)
     if isinstance(answer.get("ephemeral_text"), str):
         message.notes.append(f"(only visible to @{user_name}) {answer['ephemeral_text']}")
     return {"status": response.status_code, "answer": answer}
 
 
 def _apply_update(payload: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Mattermost's rules: `message` replaces the text; `props` present replaces every prop
-    (attachments live in props), `{}` clearing them; `props` absent keeps them."""
+    """Mattermost's rules: `message` replaces the text; an object in `props` replaces every prop
+    (attachments live in props), `{}` clearing them; `props` absent or null keeps them."""
     new = dict(payload)
     if isinstance(update.get("message"), str):
         new["text"] = update["message"]
-    if "props" in update:
-        props = update["props"] if isinstance(update["props"], dict) else {}
+    if isinstance(update.get("props"), dict):
+        props = update["props"]
         new.pop("attachments", None)
         new.pop("props", None)
         if props.get("attachments"):
@@ -106,25 +125,54 @@ def _apply_update(payload: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     return new
 
 
+def _apply_api_update(message: Message, update: dict[str, Any], note: str) -> None:
+    """The same rules on a post made through the API, kept in the API's shape."""
+    assert message.api is not None
+    native = dict(message.api.native)
+    if isinstance(update.get("message"), str) and update["message"] != native.get("message"):
+        native["message"] = update["message"]
+        native["edit_at"] = int(time.time() * 1000)
+    if isinstance(update.get("props"), dict):
+        native["props"] = {**update["props"], "from_bot": "true"}
+    native["update_at"] = int(time.time() * 1000)
+    message.api.native = native
+    message.api.edited = native.get("edit_at", 0) != 0
+    message.replace_payload({"message": native.get("message", ""), "props": native.get("props", {})}, note)
+
+
+def apply_slack_replacement(message: Message, answer: dict[str, Any]) -> None:
+    """response_url with replace_original: the message's text, blocks and attachments are the answer's."""
+    replaced: dict[str, Any] = {k: answer[k] for k in ("text", "blocks", "attachments") if k in answer}
+    if message.api is not None:
+        kept = {k: v for k, v in message.api.native.items() if k not in ("text", "blocks", "attachments")}
+        message.api.native = {**kept, **replaced}
+    message.replace_payload(replaced, "replaced by the listener through response_url")
+
+
 async def _slack(message: Message, button: Button, user_name: str, settings: SinkSettings) -> dict[str, Any]:
     if not settings.slack_actions_url:
         raise ActionFailed(
             409, "no Slack interactivity URL: set sink.slack_actions_url (ALERTQ_SINK__SLACK_ACTIONS_URL)"
         )
     ts = _slack_ts(message)
+    channel = {"id": "CSINK", "name": message.hook}
+    shown: dict[str, Any] = {**message.payload, "type": "message", "ts": ts}
+    if message.api is not None:
+        channel = {"id": message.api.channel_id, "name": message.api.channel_name.lstrip("#@")}
+        shown = dict(message.api.native)
     action = button.action
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": _user_id(user_name), "username": user_name, "name": user_name, "team_id": "TSINK"},
         "api_app_id": "ASINK",
         "token": "alertq-sink",
-        "container": {"type": "message", "message_ts": ts, "channel_id": "CSINK", "is_ephemeral": False},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel["id"], "is_ephemeral": False},
         "trigger_id": f"{int(time.time())}.{secrets.token_hex(8)}",
         "team": {"id": "TSINK", "domain": "alertq-sink"},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": "CSINK", "name": message.hook},
-        "message": {**message.payload, "type": "message", "ts": ts},
+        "channel": channel,
+        "message": shown,
         "state": {"values": {}},
         "response_url": f"{settings.public_url()}/hooks/slack-response/{message.id}/{message.response_token}",
         "actions": [
@@ -192,10 +240,14 @@ def _user_id(user_name: str) -> str:
 
 
 def _post_id(message: Message) -> str:
+    if message.api is not None:
+        return message.api.chat_id
     # Mattermost post ids are 26 characters; this one still names the sink's message.
     return f"sinkpost{message.id}".ljust(26, "0")
 
 
 def _slack_ts(message: Message) -> str:
+    if message.api is not None:
+        return message.api.chat_id
     received = datetime.fromisoformat(message.received_at.replace("Z", "+00:00"))
     return f"{received.timestamp():.6f}"

@@ -1,9 +1,11 @@
-"""The sink's HTTP side: webhook endpoints that answer like the real ones, the page, the JSON API."""
+"""The sink's HTTP side: webhook endpoints and chat APIs that answer like the real ones, the page,
+the sink's own JSON API (/api/messages, /api/calls, /api/version)."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,14 +17,17 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from alertq.sink import actions
+from alertq.sink.bodies import BadRequest, read_body
+from alertq.sink.calls import CallLog
 from alertq.sink.markup import to_html
+from alertq.sink.mattermost_api import MattermostApi
+from alertq.sink.slack_api import SlackApi
 from alertq.sink.store import Channel, Message, Store
 from schemas.sink import SinkSettings
 
 log = structlog.get_logger("alertq.sink")
 
-MAX_BODY = 1024 * 1024
-# The page draws the newest this many; all kept messages stay in the JSON API.
+# The page draws the newest this many posts (roots with their threads); all stay in the JSON API.
 PAGE_LIMIT = 200
 # Headers worth showing with a webhook: how it was signed and sent, never cookies or auth.
 KEPT_HEADERS = ("content-type", "user-agent", "x-alertq-signature")
@@ -33,33 +38,67 @@ CSP = (
 )
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
+@dataclass
+class Conversation:
+    """A chat channel the APIs posted in, as the page's channel list shows it."""
+
+    key: str
+    api: str
+    name: str
+    roots: int = 0
+
+
+@dataclass
+class Item:
+    """One post on the page: a webhook message or mail, or an API root with its thread in order."""
+
+    message: Message
+    replies: list[Message] = field(default_factory=list)
+
+
+def conversation_key(message: Message) -> str:
+    return "hooks" if message.api is None else f"{message.api.api}:{message.api.channel_id}"
 
 
 def create_app(settings: SinkSettings, store: Store) -> Starlette:
     templates = Environment(loader=PackageLoader("alertq.sink", "templates"), autoescape=select_autoescape())
     templates.filters["chat"] = to_html
+    calls = CallLog(settings.max_calls)
+    mattermost = MattermostApi(settings.mattermost, store, calls)
+    slack = SlackApi(settings.slack, store, calls)
 
-    def page_context() -> dict[str, Any]:
+    def page_context(request: Request) -> dict[str, Any]:
         kept = store.all()
+        wanted = request.query_params.get("channel") or None
+        conversations: dict[str, Conversation] = {}
+        tops: list[Message] = []
+        for message in kept:
+            key = conversation_key(message)
+            if message.api is not None and message.api.root is not None:
+                continue
+            if message.api is not None:
+                found = conversations.setdefault(key, Conversation(key, message.api.api, message.api.channel_name))
+                found.roots += 1
+            if wanted in (None, key):
+                tops.append(message)
+        newest = tops[: -PAGE_LIMIT - 1 : -1]
         return {
             "settings": settings,
             "store": store,
-            "messages": kept[: -PAGE_LIMIT - 1 : -1],
-            "kept": len(kept),
+            "items": [Item(m, store.replies(m.id)) for m in newest],
+            "conversations": list(conversations.values()),
+            "has_hooks": any(m.api is None for m in kept),
+            "wanted": wanted,
+            "kept": len(tops),
             "page_limit": PAGE_LIMIT,
         }
 
     async def page(request: Request) -> Response:
-        html = templates.get_template("page.html").render(page_context())
+        html = templates.get_template("page.html").render(page_context(request))
         return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
     async def messages_fragment(request: Request) -> Response:
-        html = templates.get_template("messages.html").render(page_context())
+        html = templates.get_template("messages.html").render(page_context(request))
         return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Sink-Version": str(store.version)})
 
     async def version(request: Request) -> Response:
@@ -81,7 +120,7 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
 
     async def webhook_hook(request: Request) -> Response:
         try:
-            body = await _body(request)
+            body = await read_body(request)
         except BadRequest as exc:
             return PlainTextResponse(exc.text, status_code=exc.status)
         try:
@@ -98,7 +137,7 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
         if message is None or not secrets.compare_digest(message.response_token, request.path_params["token"]):
             return PlainTextResponse("invalid response_url", status_code=404)
         try:
-            answer = json.loads(await _body(request))
+            answer = json.loads(await read_body(request))
         except (BadRequest, ValueError):
             return JSONResponse({"ok": False, "error": "invalid_payload"}, status_code=400)
         if not isinstance(answer, dict):
@@ -106,8 +145,7 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
         if answer.get("delete_original"):
             store.delete(message.id)
         elif answer.get("replace_original"):
-            replaced = {k: answer[k] for k in ("text", "blocks", "attachments") if k in answer}
-            message.replace_payload(replaced, "replaced by the listener through response_url")
+            actions.apply_slack_replacement(message, answer)
             store.changed()
         else:
             reply = store.add("slack", message.hook, {k: v for k, v in answer.items() if k != "response_type"})
@@ -134,6 +172,23 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
 
     async def delete_messages(request: Request) -> Response:
         return JSONResponse({"deleted": store.clear()})
+
+    async def delete_message(request: Request) -> Response:
+        """As if someone deleted the post in the chat: the API no longer finds it (404, message_not_found)."""
+        message = store.get(request.path_params["id"])
+        if message is None:
+            return JSONResponse({"error": f"no message {request.path_params['id']}"}, status_code=404)
+        store.delete(message.id)
+        return JSONResponse({"deleted": message.id})
+
+    async def list_calls(request: Request) -> Response:
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            return JSONResponse({"error": "after must be a whole number"}, status_code=400)
+        return JSONResponse(calls.list(request.query_params.get("api"), int(after)))
+
+    async def delete_calls(request: Request) -> Response:
+        return JSONResponse({"deleted": calls.clear()})
 
     async def click(request: Request) -> Response:
         message = store.get(request.path_params["id"])
@@ -166,7 +221,13 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
         Route("/api/messages", list_messages, methods=["GET"]),
         Route("/api/messages", delete_messages, methods=["DELETE"]),
         Route("/api/messages/{id}", get_message, methods=["GET"]),
+        Route("/api/messages/{id}", delete_message, methods=["DELETE"]),
         Route("/api/messages/{id}/actions/{action}", click, methods=["POST"]),
+        Route("/api/calls", list_calls, methods=["GET"]),
+        Route("/api/calls", delete_calls, methods=["DELETE"]),
+        *mattermost.routes(),
+        # Last: Slack's /api/<method> would otherwise take the sink's own /api/… paths.
+        *slack.routes(),
     ]
     return Starlette(routes=routes)
 
@@ -179,21 +240,9 @@ def _keep(store: Store, channel: Channel, request: Request, payload: dict[str, A
     return message
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
-    return body
-
-
 async def _chat_payload(request: Request) -> dict[str, Any]:
     """JSON body, or form `payload=<json>` (both Mattermost and Slack accept that too)."""
-    body = await _body(request)
+    body = await read_body(request)
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         body = (parse_qs(body.decode("utf-8", "replace")).get("payload") or [""])[0].encode()
     try:

@@ -49,6 +49,8 @@ EMOJI = {
     "construction": "\U0001f6a7",
     "arrows_counterclockwise": "\U0001f504",
     "stopwatch": "\u23f1\ufe0f",
+    "speech_balloon": "\U0001f4ac",
+    "loudspeaker": "\U0001f4e2",
 }
 
 _SAFE_URL = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)

@@ -45,6 +45,12 @@ async def _serve(settings: SinkSettings, http_socket: socket.socket) -> None:
         f"SMTP: {settings.host}:{settings.smtp_port}",
         err=True,
     )
+    click.echo(
+        f"chat APIs: Mattermost {settings.public_url()}/api/v4/, Slack {settings.public_url()}/api/ "
+        f"({'the configured tokens' if settings.mattermost.tokens or settings.slack.tokens else 'any token'}); "
+        f"calls: {settings.public_url()}/api/calls",
+        err=True,
+    )
     log.info("sink.started", http_port=settings.http_port, smtp_port=settings.smtp_port)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, once its own handlers are gone; these
     # take it then, so a requested stop ends with exit 0 as in every alertq process.

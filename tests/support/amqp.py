@@ -38,6 +38,20 @@ def depth(url: str, queue: str) -> int:
         connection.close()
 
 
+def queue_exists(url: str, queue: str) -> bool:
+    connection = connect(url)
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return False
+        raise
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 def wait_depth(url: str, queue: str, expected: int, timeout: float = 30.0) -> int:
     """Wait until `queue` holds at least `expected` messages; returns the depth seen last."""
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -73,6 +74,37 @@ class SharedBroker:
             self._create(self.vhost)
         self._empty(self.vhost)
         return with_vhost(self.url, self.vhost)
+
+    def set_policy(self, name: str, pattern: str, definition: dict[str, Any], apply_to: str = "queues") -> None:
+        """A policy in this worker's vhost, as an operator sets one. Emptying the vhost keeps policies:
+        a test that sets one clears it again (`clear_policy`)."""
+        assert self.vhost is not None, "fresh_url() first"
+        if self.api is not None:
+            body = {"pattern": pattern, "definition": definition, "apply-to": apply_to}
+            self._http("PUT", f"/policies/{quote(self.vhost, safe='')}/{quote(name, safe='')}", body)
+        else:
+            assert self.ctl is not None
+            _ctl(
+                [
+                    *self.ctl,
+                    "set_policy",
+                    "-p",
+                    self.vhost,
+                    name,
+                    pattern,
+                    json.dumps(definition),
+                    "--apply-to",
+                    apply_to,
+                ]
+            )
+
+    def clear_policy(self, name: str) -> None:
+        assert self.vhost is not None
+        if self.api is not None:
+            self._http("DELETE", f"/policies/{quote(self.vhost, safe='')}/{quote(name, safe='')}")
+        else:
+            assert self.ctl is not None
+            _ctl([*self.ctl, "clear_policy", "-p", self.vhost, name])
 
     def _create(self, vhost: str) -> None:
         user = urlsplit(self.url).username or "guest"

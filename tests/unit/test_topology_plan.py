@@ -58,14 +58,14 @@ def test_delay_queues_for_the_retry_tiers_bound_by_a_string_header_with_an_empty
     assert binding.arguments == {"x-match": "all", names.HEADER_DELAY: "30"}
 
 
-def test_the_timer_tiers_come_with_a_routing_file_or_when_asked() -> None:
+def test_the_timer_tiers_come_with_escalation_configured_or_asked_for() -> None:
     def delay_queues(plan: topology.Plan) -> set[str]:
         return {q.name for q in plan.queues if q.name.startswith("alertq.delay.")}
 
     plain = settings(retry={"delays": [10]})
     tiers = {names.delay_queue(s) for s in topology.TIMER_TIERS}
     assert delay_queues(topology.plan(plain)) == {"alertq.delay.10s"}
-    assert delay_queues(topology.plan(plain, timers=True)) == tiers | {"alertq.delay.10s"}
+    assert delay_queues(topology.plan(plain, escalation=True)) == tiers | {"alertq.delay.10s"}
     routed = settings(retry={"delays": [10]}, routing_file=str(Path("routing.toml")))
     assert delay_queues(topology.plan(routed)) == tiers | {"alertq.delay.10s"}
     # A worker narrows the delay queues to its own.
