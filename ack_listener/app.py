@@ -36,11 +36,11 @@ from ack_listener.publisher import AckPublisher, BrokerUnavailable
 from ack_listener.used_buttons import StoreUnavailable, UsedButtons, claim_key
 from cores import make_target
 from cores.base import ProblemState, Target
-from escalator.store import AckClaim
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckListenerSettings, AckTargetSettings
 from schemas.ack_token import AckClaims, InvalidToken, verify_token
 from schemas.settings import Settings
+from state.store import AckClaim
 
 log = structlog.get_logger("alertq.ack_listener")
 

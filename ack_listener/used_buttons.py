@@ -7,7 +7,7 @@ carries one (every button of that problem, whichever post or channel, is one cla
 the button was sent with. A claim whose ack could not be queued or forwarded is released, so the
 next click may try again. Claims are dropped once every button that could reach them has expired.
 
-The store is `state_store` (escalator/store.py): a SQLite file by default, PostgreSQL for
+The store is `state_store` (state/store.py): a SQLite file by default, PostgreSQL for
 listeners on several hosts. It is opened on first use and reopened after an error (a restarted
 PostgreSQL), so a listener never stays broken.
 """
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from escalator.store import AckClaim, IncidentStore, open_store
+from state.store import AckClaim, IncidentStore, open_store
 
 log = structlog.get_logger("alertq.ack_listener")
 

@@ -26,11 +26,11 @@ from cores.base import Target
 from escalator import metrics, schedule, timers
 from escalator.notices import step_notices
 from escalator.outgoing import Decision, Outgoing
-from escalator.store import Incident, IncidentStore
 from schemas.ack import AckMessage
 from schemas.alert import AlertEvent, parse_alert
 from schemas.routing import RoutingConfig
 from schemas.timer import EscalationTimer
+from state.store import Incident, IncidentStore
 
 log = structlog.get_logger("alertq.escalator")
 

@@ -12,9 +12,9 @@ import uuid
 from datetime import datetime
 
 from escalator.schedule import step_of
-from escalator.store import Incident
 from schemas.alert import AlertEvent, Contact, Escalation
 from schemas.routing import RoutingConfig
+from state.store import Incident
 
 _IDS = uuid.UUID("5d3c7a52-6f4e-4c1b-9a57-2f1e8f0b9e11")
 

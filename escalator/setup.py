@@ -4,9 +4,9 @@ Each failure is one line for the operator (the command exits 1 with it)."""
 from __future__ import annotations
 
 from escalator.decisions import Decisions
-from escalator.store import open_store
 from schemas.routing import RoutingError, load_routing
 from schemas.settings import Settings
+from state.store import open_store
 
 
 class EscalatorSetupError(Exception):

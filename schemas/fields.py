@@ -158,7 +158,7 @@ def _state_store(value: str) -> str:
         raise _refuse("is not a URL", _STATE_STORE) from None
     scheme = parts.scheme
     if scheme == "sqlite":
-        # sqlite:///var/alertq.db is the relative path var/alertq.db (escalator/store.py).
+        # sqlite:///var/alertq.db is the relative path var/alertq.db (state/store.py).
         if parts.netloc or not value.startswith("sqlite:///") or not PurePosixPath(parts.path[1:]).name:
             raise _refuse("is a sqlite URL that names no file or has a host", _STATE_STORE)
         return value

@@ -598,7 +598,7 @@ def test_the_operations_guide_lists_every_metric_exactly() -> None:
 
 def test_the_sqlite_backup_commands_of_the_guide_copy_a_live_store(tmp_path: Path) -> None:
     """Both documented SQLite backups, run while the store is open (WAL), give a complete copy."""
-    from escalator.store import open_store
+    from state.store import open_store
 
     guide = OPERATIONS.read_text()
     with_sqlite3 = re.search(r"^    (sqlite3 /var/lib/alertq/alertq\.db .*)$", guide, re.M)

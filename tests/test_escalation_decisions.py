@@ -12,10 +12,10 @@ from werkzeug import Request, Response
 
 from broker import names
 from escalator.decisions import Decisions
-from escalator.store import SqliteIncidentStore
 from schemas.alert import parse_alert
 from schemas.routing import RoutingConfig
 from schemas.timer import EscalationTimer, parse_timer
+from state.store import SqliteIncidentStore
 from tests.support.workers import event
 
 NOW = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)

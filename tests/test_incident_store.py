@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from escalator.store import IncidentStore, SqliteIncidentStore, open_store
+from state.store import IncidentStore, SqliteIncidentStore, open_store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKERS = 8

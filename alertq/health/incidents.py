@@ -31,7 +31,7 @@ class IncidentsUnavailable(Exception):
 def open_incidents(settings: Settings) -> list[OpenIncident] | None:
     if settings.routing_file is None:
         return None
-    from escalator.store import open_store, sqlite_path
+    from state.store import open_store, sqlite_path
 
     try:
         path = sqlite_path(settings.state_store)

@@ -16,7 +16,7 @@ import pika
 
 from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
-from escalator.store import open_store
+from state.store import open_store
 from tests.support.workers import event
 
 SHORT = (3, 5, 8, 13)  # seconds

@@ -88,7 +88,6 @@ HOST_PROBLEM = ["--type", "Host", "--notificationtype", "PROBLEM", "--hostname",
         (["--channel", "slack", *HOST_PROBLEM[2:]], "--type"),
         (["--channel", "slack", *HOST_PROBLEM[:4], *HOST_PROBLEM[6:]], "--hostuuid"),
         (["--channel", "slack", *HOST_PROBLEM[:6]], "--state"),
-        (["--channel", "slack", *HOST_PROBLEM[:7], "9"], "--state"),
     ],
 )
 def test_a_bad_invocation_names_the_flag(argv: list[str], flag: str) -> None:

@@ -35,7 +35,7 @@ def test_each_enabled_channel_has_a_quorum_queue_bound_for_first_deliveries_and_
 
 
 def test_the_escalator_sees_first_deliveries_per_enabled_channel_timers_and_acks_never_retries() -> None:
-    plan = topology.plan(settings(channels={"slack": {"enabled": False}}))
+    plan = topology.plan(settings(channels={"slack": {"enabled": False}}), escalation=True)
     assert bindings_of(plan, names.ESCALATOR_QUEUE) == {
         (names.EVENTS_EXCHANGE, "notify.mattermost"),
         (names.EVENTS_EXCHANGE, "notify.email"),
@@ -45,6 +45,14 @@ def test_the_escalator_sees_first_deliveries_per_enabled_channel_timers_and_acks
     }
     escalator = next(q for q in plan.queues if q.name == names.ESCALATOR_QUEUE)
     assert escalator.arguments["x-single-active-consumer"] is True
+    # A full escalator queue must never make the broker refuse a notification routed to it too.
+    assert escalator.arguments["x-overflow"] == "drop-head"
+
+
+def test_without_escalation_configured_there_is_no_escalator_queue_to_fill_up() -> None:
+    plan = topology.plan(settings())
+    assert names.ESCALATOR_QUEUE not in {q.name for q in plan.queues}
+    assert not bindings_of(plan, names.ESCALATOR_QUEUE)
 
 
 def test_delay_queues_for_the_retry_tiers_bound_by_a_string_header_with_an_empty_key() -> None:

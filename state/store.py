@@ -1,4 +1,6 @@
-"""Where the escalator keeps its incidents: SQLite on one host, PostgreSQL when several hosts share them.
+"""The state store: SQLite on one host, PostgreSQL when several hosts share it.
+
+The escalator keeps its incidents here.
 
 An incident is one unacknowledged problem (key `host[/service]`) under one policy. At most one incident
 per key is open at a time: the database enforces it (a unique index over open incidents), so two
