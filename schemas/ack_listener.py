@@ -8,13 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import NoDecode
 
-from schemas.fields import PlainHttpUrl, SlackSigningSecret
-
-
-def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+from schemas.fields import PlainHttpUrl, SlackSigningSecret, split_list
 
 
 class _Section(BaseModel):
@@ -28,7 +22,7 @@ class AckListenerSettings(_Section):
     host: str = Field("127.0.0.1", description="Listen address.")
     port: int = Field(8090, ge=1, le=65535, description="Listen port.")
     body_limit: int = Field(64 * 1024, ge=1024, description="Largest request body in bytes (413 above).")
-    allowed_users: Annotated[list[str], NoDecode, BeforeValidator(_split)] = Field(
+    allowed_users: Annotated[list[str], NoDecode, BeforeValidator(split_list)] = Field(
         default_factory=list,
         description="Chat user names that may acknowledge; empty: anyone who can see the button.",
     )

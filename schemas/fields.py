@@ -12,6 +12,7 @@ TOML file); an empty signing secret is an error, because an empty HMAC key signs
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import SplitResult, urlsplit
@@ -64,6 +65,17 @@ def _empty_is_unset(value: Any) -> Any:
         return None
     if isinstance(value, SecretStr) and value.get_secret_value() == "":
         return None
+    return value
+
+
+def split_list(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or comma-separated items as people type them
+    in env files (`a,b`); a list from TOML passes as it is."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
     return value
 
 

@@ -10,10 +10,9 @@ alone; a test keeps both readers in agreement.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
@@ -35,7 +34,7 @@ from schemas.channels import (
     TwoWayChannelSettings,
     WebhookSettings,
 )
-from schemas.fields import BrokerUrl, BrokerUrls, StateStoreUrl
+from schemas.fields import BrokerUrl, BrokerUrls, StateStoreUrl, split_list
 from schemas.sink import SinkSettings
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -51,16 +50,6 @@ def config_file() -> Path | None:
             raise FileNotFoundError(f"ALERTQ_CONFIG names {named!r}, which is not a file")
         return path
     return next((p for p in CONFIG_SEARCH_PATH if p.is_file()), None)
-
-
-def _split_list(value: Any) -> Any:
-    """Accept a JSON list, a comma-separated string or a list: `a,b` is what people type in env files."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
 
 
 def mask_url(url: str) -> str:
@@ -85,7 +74,7 @@ class _Section(BaseModel):
 
 
 class BrokerSettings(_Section):
-    urls: Annotated[list[BrokerUrl], NoDecode, BeforeValidator(_split_list), BrokerUrls] = Field(
+    urls: Annotated[list[BrokerUrl], NoDecode, BeforeValidator(split_list), BrokerUrls] = Field(
         default_factory=lambda: [SecretStr(DEFAULT_BROKER_URL)],
         description="AMQP URLs, tried in order (one per cluster node). Comma-separated in the environment.",
     )
@@ -119,7 +108,7 @@ class SpoolSettings(_Section):
 
 
 class RetrySettings(_Section):
-    delays: Annotated[list[int], NoDecode, BeforeValidator(_split_list)] = Field(
+    delays: Annotated[list[int], NoDecode, BeforeValidator(split_list)] = Field(
         default_factory=lambda: [10, 60, 300, 900],
         description="Broker-held retry delays in seconds, one tier per attempt; the last repeats.",
     )

@@ -7,27 +7,15 @@ every channel name exists with the bot in it, and the rate limits are the real s
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic_settings import NoDecode
 
-from schemas.fields import PlainHttpUrl, SlackSigningSecret
+from schemas.fields import PlainHttpUrl, SlackSigningSecret, split_list
 
-
-def _split(value: object) -> object:
-    """A JSON list, or comma-separated names as people type them in env files."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
-Names = Annotated[list[str], NoDecode, BeforeValidator(_split)]
-Tokens = Annotated[list[SecretStr], NoDecode, BeforeValidator(_split)]
+Names = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+Tokens = Annotated[list[SecretStr], NoDecode, BeforeValidator(split_list)]
 
 
 class _Section(BaseModel):
