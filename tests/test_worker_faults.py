@@ -181,7 +181,11 @@ def test_a_slow_target_does_not_stall_the_others(
             f"\nslow target (5 s answers): {len(slow.hits)} requests under way; fast target: {count} deliveries "
             f"in {last - first:.2f}s = {rate:.0f}/s; {parked} slow-target messages parked meanwhile"
         )
-        assert rate >= 100
+        # Stalled behind the slow target, the fast events would wait for its 150 messages: 150 / 4 lanes
+        # times 5 s. Moving past them, they take a small part of that however busy the machine is (no
+        # absolute rate: this machine is shared).
+        slow_drain = 150 / 4 * 5.0
+        assert last - first < slow_drain / 4, f"{last - first:.1f}s for the fast target's events"
         assert len(slow.hits) >= 4  # the slow lane is served too, at its own pace
         assert parked > 0
 
