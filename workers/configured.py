@@ -17,6 +17,8 @@ def problem(settings: Settings, channel: str) -> str | None:
         return f"channel {channel!r} is disabled (channels.{channel}.enabled = false)"
     url = getattr(config, "url", False)
     extra_urls = getattr(config, "urls", None)
+    if getattr(config, "bot_token", None) is not None:
+        return None  # API mode: its settings checked themselves when they loaded
     if (url is None or (isinstance(url, SecretStr) and not url.get_secret_value())) and not extra_urls:
         env = f"ALERTQ_CHANNELS__{channel.upper()}__URL"
         return f"channel {channel!r} has no URL: set channels.{channel}.url (or {env})"

@@ -58,6 +58,11 @@ class Notifier:
         Returned as an opaque key that must not contain secrets; the default is the channel itself."""
         return self.name
 
+    def paces_itself(self, event: AlertEvent) -> bool:
+        """True when the notifier keeps to the endpoint's rate limits itself (the chat API clients do, per
+        call): then the runtime's token bucket (`rate_limit`) is not applied on top."""
+        return False
+
     def send(self, event: AlertEvent) -> None:
         raise NotImplementedError
 

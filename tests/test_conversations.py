@@ -1,0 +1,155 @@
+"""One conversation per incident in Mattermost and Slack (API mode), against `alertq sink`'s emulation of
+both APIs, with real worker processes and the real broker. Notifications are enqueued with
+`alertq-enqueue` as openITCOCKPIT's notification commands run it, one process per contact at once as
+the core forks them; escalation steps are published as the escalator publishes them. What the chat got
+is read back from the sink's record of every API call, and as a reader sees the chat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.conversations import (
+    MATTERMOST_CHANNEL,
+    SLACK_CHANNEL,
+    Service,
+    api_env,
+    buttons,
+    colour,
+    command_line,
+    enqueue_all,
+    escalation_event,
+    ok,
+    root_text,
+    roots,
+    store_url,
+    summary,
+    thread,
+    wait_calls,
+)
+from tests.support.sink import Sink, sinks
+from tests.support.workers import WorkerProcess, publish
+
+CRITICAL = "DISK CRITICAL - free space: / 120 MB (1%)"
+RECOVERED = "DISK OK - free space: / 5120 MB (42%)"
+CONTACTS = ("alice", "bob")
+
+# What each notification does to the conversation, in the calls' own words; the root's list of
+# contacts may need one edit right after it (when the second contact's copy came while it was posted).
+MATTERMOST_CALLS = {
+    "root": ["GET /teams/name/ops/channels/name/alerts", "POST /posts root"],
+    "renotification": ["POST /posts reply"],
+    "escalation": ["POST /posts reply"],
+    "ack": ["PUT /posts/{id}/patch", "POST /posts reply"],
+    "recovery": ["PUT /posts/{id}/patch", "POST /posts reply"],
+}
+SLACK_CALLS = {
+    "root": ["chat.postMessage root"],
+    "renotification": ["chat.postMessage reply"],
+    "escalation": ["chat.postMessage reply"],
+    "ack": ["chat.update", "chat.postMessage reply"],
+    "recovery": ["chat.update", "chat.postMessage reply"],
+}
+CONTACTS_EDIT = {"mattermost": "PUT /posts/{id}/patch", "slack": "chat.update"}
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Any:
+    with sinks(tmp_path) as start:
+        yield start()
+
+
+def one_root(sink: Sink, chat: str, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The one root there is, once `predicate` holds for it."""
+    found: list[dict[str, Any]] = []
+
+    def done(_calls: list[dict[str, Any]]) -> bool:
+        found[:] = roots(sink, chat)
+        return len(found) == 1 and predicate(found[0])
+
+    wait_calls(sink, chat, done, what)
+    return found[0]
+
+
+def replies_seen(sink: Sink, chat: str, count: int) -> Callable[[list[dict[str, Any]]], bool]:
+    def done(_calls: list[dict[str, Any]]) -> bool:
+        found = roots(sink, chat)
+        return len(found) == 1 and len(thread(sink, found[0])) >= count
+
+    return done
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
+    chat: str,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    env = api_env(alertq_env, sink, chat, store_url(tmp_path))
+    worker = start_worker(env, channel=chat)
+    disk = Service.new()
+
+    # CRITICAL, to two contacts on the same destination: one root naming both, with its button.
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 1) for c in CONTACTS])
+    root = one_root(sink, chat, lambda r: all(c in root_text(r) for c in CONTACTS), "one root naming both")
+    assert "CRITICAL" in root_text(root) and CRITICAL in root_text(root)
+    assert buttons(root) == ["Acknowledge"]
+    assert colour(root) == "#d9534f"
+
+    # A re-notification (both contacts again) and an escalation step to carol: thread replies.
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 2) for c in CONTACTS])
+    wait_calls(sink, chat, replies_seen(sink, chat, 1), "the re-notification's reply")
+    publish(amqp_url, [escalation_event(chat, disk, "carol", 1)], channel=chat)
+    wait_calls(sink, chat, replies_seen(sink, chat, 2), "the escalation step's reply")
+
+    # ACKNOWLEDGEMENT from the core: the root says who and why, its button gone; a reply says it too.
+    enqueue_all(
+        env,
+        [
+            command_line(chat, disk, "ACKNOWLEDGEMENT", 2, CRITICAL, c, 2, author="jdoe", comment="disk cleanup")
+            for c in CONTACTS
+        ],
+    )
+    wait_calls(sink, chat, replies_seen(sink, chat, 3), "the acknowledgement's reply")
+    root = one_root(sink, chat, lambda r: "jdoe" in root_text(r), "the root acknowledged")
+    assert "disk cleanup" in root_text(root)
+    assert buttons(root) == []
+
+    # RECOVERY: the root in the recovered colour, "recovered after"; a reply; the conversation closed.
+    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, c, 3) for c in CONTACTS])
+    wait_calls(sink, chat, replies_seen(sink, chat, 4), "the recovery's reply")
+    root = one_root(sink, chat, lambda r: "RECOVERED after" in root_text(r), "the root recovered")
+    assert colour(root) == "#5cb85c"
+    assert "jdoe" in root_text(root) and all(c in root_text(root) for c in CONTACTS)
+    assert buttons(root) == []
+
+    replies = [root_text(reply) for reply in thread(sink, root)]
+    assert "notification 2" in replies[0]
+    assert "Escalated (step 1" in replies[1] and "@carol" in replies[1]
+    assert "ACKNOWLEDGEMENT" in replies[2] and "jdoe" in replies[2] and "disk cleanup" in replies[2]
+    assert "RECOVERY" in replies[3] and "after" in replies[3]
+
+    # The exact calls: nothing refused, nothing more than one post, two edits and the replies (plus at
+    # most the one edit that brings the root's list of contacts up to date right after it was posted).
+    worker.wait_log("delivery.delivered", count=9)
+    calls = sink.calls(chat)
+    assert ok(calls) == calls, [(summary(c), c["status"], c["error"]) for c in calls]
+    seen = [summary(c) for c in calls]
+    expected = MATTERMOST_CALLS if chat == "mattermost" else SLACK_CALLS
+    plan = [call for step in expected.values() for call in step]
+    root_calls = len(expected["root"])
+    if seen[root_calls : root_calls + 1] == [CONTACTS_EDIT[chat]]:
+        del seen[root_calls]
+    assert seen == plan
+    channel = {c["body"].get("channel") or c["body"].get("channel_id") for c in calls if c["method"] == "POST"}
+    assert len(channel) == 1
+    if chat == "slack":
+        assert channel == {SLACK_CHANNEL}
+    else:
+        assert calls[0]["path"].endswith("/" + MATTERMOST_CHANNEL.replace("/", "/channels/name/"))
