@@ -25,7 +25,7 @@ from tests.support.conversations import (
     ok,
     root_text,
     roots,
-    store_url,
+    sqlite_store,
     summary,
     thread,
     wait_calls,
@@ -85,13 +85,14 @@ def replies_seen(sink: Sink, chat: str, count: int) -> Callable[[list[dict[str, 
 @pytest.mark.parametrize("chat", ["mattermost", "slack"])
 def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
     chat: str,
+    store_url: str,
     sink: Sink,
     alertq_env: dict[str, str],
     amqp_url: str,
     tmp_path: Path,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    env = api_env(alertq_env, sink, chat, store_url(tmp_path))
+    env = api_env(alertq_env, sink, chat, store_url)
     worker = start_worker(env, channel=chat)
     disk = Service.new()
 
@@ -153,3 +154,41 @@ def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
         assert channel == {SLACK_CHANNEL}
     else:
         assert calls[0]["path"].endswith("/" + MATTERMOST_CHANNEL.replace("/", "/channels/name/"))
+
+
+# -- webhook mode: one post per destination ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("window", "posts"), [("120", 1), ("0", 2)])
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_webhook_mode_posts_one_notification_for_two_contacts_once(
+    chat: str,
+    window: str,
+    posts: int,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    prefix = f"ALERTQ_CHANNELS__{chat.upper()}__"
+    env = {
+        **alertq_env,
+        f"{prefix}URL": f"{sink.url}/hooks/{chat}/team",
+        f"{prefix}DEDUPE_WINDOW": window,
+        "ALERTQ_CONVERSATIONS__STORE": sqlite_store(tmp_path),
+        "ALERTQ_RETRY__DELAYS": "1,2",
+    }
+    worker = start_worker(env, channel=chat)
+    disk = Service.new()
+
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 1) for c in CONTACTS])
+    worker.wait_log("delivery.delivered", count=2)
+    # The same contact told again (a new notification event) is posted again, as ever.
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, "alice", 1)])
+    worker.wait_log("delivery.delivered", count=3)
+
+    posted = [m for m in sink.messages() if m["channel"] == chat]
+    assert len(posted) == posts + 1, [m["rendered"]["title"] for m in posted]
+    assert all("CRITICAL" in m["rendered"]["title"] for m in posted)
+    folded = worker.events("delivery.folded")
+    assert len(folded) == (1 if window != "0" else 0)

@@ -225,5 +225,5 @@ def buttons(message: dict[str, Any]) -> list[str]:
     return [b["label"] for b in message["rendered"].get("buttons", [])]
 
 
-def store_url(tmp_path: Path) -> str:
+def sqlite_store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/conversations.db"

@@ -188,6 +188,7 @@ class Conversations:
         if conversation.root_ref is not None:
             return conversation, False
         if not self.store.take_root(conversation.id, event.event_id, self.clock(), self.settings.claim_lease):
+            self._add_contact(conversation, event, self.clock())  # so that the root, once posted, names it
             raise Deferred(f"the root of {conversation.incident} is being posted", self._wait())
         if conversation.root_claimed_by not in (None, event.event_id):
             bound.warning("conversation.root_taken_over", conversation=conversation.id)

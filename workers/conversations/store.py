@@ -90,7 +90,7 @@ SCHEMA = (
         incident TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
         owner_event TEXT NOT NULL,
-        owner_contact TEXT NOT NULL,
+        contacts TEXT NOT NULL,
         claimed_until DOUBLE PRECISION NOT NULL,
         posted_at DOUBLE PRECISION,
         first_at DOUBLE PRECISION NOT NULL,
@@ -456,18 +456,19 @@ class ConversationStore:
         key = (destination, incident, fingerprint)
         with self.db.transaction() as tx:
             inserted = tx.rows(
-                "INSERT INTO webhook_posts (destination, incident, fingerprint, owner_event, owner_contact, "
+                "INSERT INTO webhook_posts (destination, incident, fingerprint, owner_event, contacts, "
                 "claimed_until, first_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (destination, incident, fingerprint) DO NOTHING RETURNING 1",
-                (*key, event_id, contact, now + lease, created),
+                (*key, event_id, dump([contact]), now + lease, created),
             )
             if inserted:
                 return WebhookDecision.POST
-            [(owner, owner_contact, until, posted_at, first_at)] = tx.rows(
-                "SELECT owner_event, owner_contact, claimed_until, posted_at, first_at FROM webhook_posts "
+            [(owner, contacts_json, until, posted_at, first_at)] = tx.rows(
+                "SELECT owner_event, contacts, claimed_until, posted_at, first_at FROM webhook_posts "
                 f"WHERE destination = %s AND incident = %s AND fingerprint = %s{self.db.for_update}",
                 key,
             )
+            served = set(json.loads(contacts_json))
             if owner == event_id:
                 if posted_at is not None:
                     return WebhookDecision.DONE
@@ -481,14 +482,26 @@ class ConversationStore:
             if stale or (posted_at is None and until < now):
                 # A new round of the same notification, or a copy whose worker died before posting.
                 tx.count(
-                    "UPDATE webhook_posts SET owner_event = %s, owner_contact = %s, claimed_until = %s, "
+                    "UPDATE webhook_posts SET owner_event = %s, contacts = %s, claimed_until = %s, "
                     "posted_at = NULL, first_at = %s WHERE destination = %s AND incident = %s AND fingerprint = %s",
-                    (event_id, contact, now + lease, created if stale else first_at, *key),
+                    (
+                        event_id,
+                        dump([contact] if stale else sorted(served | {contact})),
+                        now + lease,
+                        created if stale else first_at,
+                        *key,
+                    ),
                 )
                 return WebhookDecision.POST
-            if contact == owner_contact:
+            if contact in served:
                 return WebhookDecision.POST  # the core told this contact again: post it again, as ever
-            return WebhookDecision.FOLD if posted_at is not None else WebhookDecision.WAIT
+            if posted_at is None:
+                return WebhookDecision.WAIT
+            tx.count(
+                "UPDATE webhook_posts SET contacts = %s WHERE destination = %s AND incident = %s AND fingerprint = %s",
+                (dump(sorted(served | {contact})), *key),
+            )
+            return WebhookDecision.FOLD
 
     def webhook_posted(self, destination: str, incident: str, fingerprint: str, event_id: str, now: float) -> None:
         self.db.execute(
