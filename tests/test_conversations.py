@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.support.conversations import (
     MATTERMOST_CHANNEL,
@@ -192,3 +193,78 @@ def test_webhook_mode_posts_one_notification_for_two_contacts_once(
     assert all("CRITICAL" in m["rendered"]["title"] for m in posted)
     folded = worker.events("delivery.folded")
     assert len(folded) == (1 if window != "0" else 0)
+
+
+# -- a lost reference never loses a notification -------------------------------------------------------
+
+
+def forget_store(url: str) -> None:
+    """The store lost: its SQLite files deleted, or its PostgreSQL tables dropped."""
+    if url.startswith("sqlite:///"):
+        for path in Path(url.removeprefix("sqlite:///")).parent.glob("*.db*"):
+            path.unlink()
+        return
+    import psycopg
+
+    dsn, _, schema = url.partition("?schema=")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f'DROP SCHEMA "{schema}" CASCADE')  # a test's own schema name, no input
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_a_recovery_after_the_store_was_lost_is_posted_as_a_root_of_its_own(
+    chat: str,
+    store_url: str,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    env = api_env(alertq_env, sink, chat, store_url, ALERTQ_CONVERSATIONS__WAIT_FOR_ROOT="2")
+    worker = start_worker(env, channel=chat)
+    disk = Service.new()
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, "alice", 1)])
+    one_root(sink, chat, lambda r: "CRITICAL" in root_text(r), "the problem's root")
+
+    assert worker.terminate() == 0
+    forget_store(store_url)
+    worker = start_worker(env, channel=chat)
+    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, "alice", 2)])
+
+    worker.wait_log("delivery.delivered")
+    assert worker.events("delivery.deferred"), "the recovery waited for a root first"
+    problem, recovery = roots(sink, chat)
+    assert "CRITICAL" in root_text(problem)
+    assert "RECOVERY" in root_text(recovery) and RECOVERED in root_text(recovery)
+    assert colour(recovery) == "#5cb85c"
+    assert thread(sink, recovery) == []
+    calls = sink.calls(chat)
+    assert ok(calls) == calls
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_a_root_deleted_in_the_chat_is_posted_anew_showing_the_acknowledgement(
+    chat: str,
+    store_url: str,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    env = api_env(alertq_env, sink, chat, store_url)
+    worker = start_worker(env, channel=chat)
+    disk = Service.new()
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, "alice", 1)])
+    first = one_root(sink, chat, lambda r: "CRITICAL" in root_text(r), "the problem's root")
+    assert requests.delete(f"{sink.url}/api/messages/{first['id']}", timeout=10).status_code in (200, 204)
+
+    enqueue_all(env, [command_line(chat, disk, "ACKNOWLEDGEMENT", 2, CRITICAL, "alice", 1, author="jdoe")])
+    worker.wait_log("delivery.delivered", count=2)
+    [root] = roots(sink, chat)
+    assert root["id"] != first["id"]
+    assert "jdoe" in root_text(root) and CRITICAL in root_text(root) and buttons(root) == []
+    [reply] = thread(sink, root)
+    assert "ACKNOWLEDGEMENT" in root_text(reply)
+    assert worker.events("conversation.root_gone")
+    # Refused: the edit of the deleted root (Mattermost answers 403, so the client reads the post: 404).
+    refused = [summary(c) for c in sink.calls(chat) if c not in ok([c])]
+    assert refused == ([CONTACTS_EDIT[chat], "GET /posts/{id}"] if chat == "mattermost" else [CONTACTS_EDIT[chat]])

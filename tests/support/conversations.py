@@ -175,6 +175,8 @@ def summary(call: dict[str, Any]) -> str:
         return f"POST /posts {'reply' if body.get('root_id') else 'root'}"
     if call["method"] == "PUT" and path.endswith("/patch"):
         return "PUT /posts/{id}/patch"
+    if call["method"] == "GET" and path.startswith("/api/v4/posts/"):
+        return "GET /posts/{id}"
     return f"{call['method']} {path.removeprefix('/api/v4')}"
 
 
