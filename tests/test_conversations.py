@@ -6,6 +6,7 @@ is read back from the sink's record of every API call, and as a reader sees the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 import requests
 
+from broker import names
+from tests.support import amqp
 from tests.support.conversations import (
     MATTERMOST_CHANNEL,
     SLACK_CHANNEL,
@@ -268,3 +271,70 @@ def test_a_root_deleted_in_the_chat_is_posted_anew_showing_the_acknowledgement(
     # Refused: the edit of the deleted root (Mattermost answers 403, so the client reads the post: 404).
     refused = [summary(c) for c in sink.calls(chat) if c not in ok([c])]
     assert refused == ([CONTACTS_EDIT[chat], "GET /posts/{id}"] if chat == "mattermost" else [CONTACTS_EDIT[chat]])
+
+
+# -- errors: a clear dead letter naming the cause, or truncation ------------------------------------------
+
+REFUSALS = [
+    ("mattermost", {"mattermost__tokens": "another-token"}, "mattermost refused the bot token (401)"),
+    ("mattermost", {"mattermost__channels": "ops/other"}, "no channel ops/alerts (404)"),
+    ("mattermost", {"mattermost__not_member": "ops/alerts"}, "may not post in channel ops/alerts (403)"),
+    ("slack", {"slack__tokens": "xoxb-another"}, "slack refused the bot token (invalid_auth)"),
+    ("slack", {"slack__channels": "C0OTHER"}, "slack channel C0ALERTS not found (channel_not_found)"),
+    ("slack", {"slack__not_in_channel": "C0ALERTS"}, "not a member of slack channel C0ALERTS (not_in_channel)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("chat", "sink_settings", "cause"),
+    REFUSALS,
+    ids=["mm-token", "mm-channel", "mm-member", "slack-token", "slack-channel", "slack-member"],
+)
+def test_a_refused_token_or_channel_is_a_permanent_dead_letter_naming_the_cause(
+    chat: str,
+    sink_settings: dict[str, str],
+    cause: str,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    with sinks(tmp_path) as start:
+        sink = start(**sink_settings)
+        env = api_env(alertq_env, sink, chat, sqlite_store(tmp_path))
+        worker = start_worker(env, channel=chat)
+        enqueue_all(env, [command_line(chat, Service.new(), "PROBLEM", 2, CRITICAL, "alice", 1)])
+        [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, count=1, timeout=60)
+        assert roots(sink, chat) == []
+
+    assert dead.headers[names.HEADER_DEAD_REASON] == "permanent"
+    assert cause in str(dead.headers[names.HEADER_LAST_ERROR])
+    [logged] = worker.wait_log("delivery.dead_lettered")
+    assert cause in logged["error"]
+    token = env[f"ALERTQ_CHANNELS__{chat.upper()}__BOT_TOKEN"]
+    assert token not in worker.text()
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_a_very_long_output_is_cut_to_what_the_chat_takes_in_the_root_and_its_edit(
+    chat: str,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    env = api_env(alertq_env, sink, chat, sqlite_store(tmp_path))
+    worker = start_worker(env, channel=chat)
+    disk = Service.new()
+    long_output = "DISK CRITICAL " + "x" * 60_000
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, long_output, "alice", 1)])
+    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, "DISK OK " + "y" * 60_000, "alice", 2)])
+    worker.wait_log("delivery.delivered", count=2)
+
+    [root] = roots(sink, chat)
+    assert "(truncated)" in root_text(root) and "RECOVERED" in root_text(root)
+    [reply] = thread(sink, root)
+    assert "(truncated)" in root_text(reply)
+    calls = sink.calls(chat)
+    assert ok(calls) == calls
+    assert len(max((json.dumps(c["body"]) for c in calls), key=len)) < 60_000
