@@ -7,7 +7,12 @@ is read back from the sink's record of every API call, and as a reader sees the 
 from __future__ import annotations
 
 import json
+import re
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +343,88 @@ def test_a_very_long_output_is_cut_to_what_the_chat_takes_in_the_root_and_its_ed
     calls = sink.calls(chat)
     assert ok(calls) == calls
     assert len(max((json.dumps(c["body"]) for c in calls), key=len)) < 60_000
+
+
+# -- order with two workers and a slow chat ---------------------------------------------------------------
+
+
+def problem_and_recovery(chat: str, service: Service, contact: str = "alice") -> list[dict[str, Any]]:
+    """A PROBLEM and its RECOVERY as the core sends them a moment apart (built as alertq-enqueue builds them)."""
+    problem = escalation_event(chat, service, contact, 0)
+    problem["escalation"] = None
+    recovery = {
+        **problem,
+        "event_id": str(uuid.uuid4()),
+        "created_at": (datetime.fromisoformat(problem["created_at"]) + timedelta(milliseconds=5)).isoformat(),
+        "notification_type": "RECOVERY",
+        "state": 0,
+        "output": RECOVERED,
+        "notification_number": 2,
+    }
+    return [problem, recovery]
+
+
+def incident_of(root: dict[str, Any]) -> str:
+    """The service a root is about ("Disk 17"), from what it shows."""
+    match = re.search(r"(Disk \d+) is", root_text(root))
+    assert match is not None, root_text(root)
+    return match.group(1)
+
+
+def wait_all_recovered(sink: Sink, chat: str, incidents: int, timeout: float = 300.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        found = roots(sink, chat)
+        if sum("RECOVERED" in root_text(r) for r in found) >= incidents:
+            return found
+        time.sleep(1)
+    recovered = sum("RECOVERED" in root_text(r) for r in found)
+    raise AssertionError(f"{recovered} of {incidents} roots recovered within {timeout:.0f} s ({len(found)} roots)")
+
+
+def test_two_workers_and_a_slow_chat_never_let_a_follow_up_overtake_its_root(
+    alertq_env: dict[str, str], amqp_url: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    incidents = 200
+    with sinks(tmp_path) as start:
+        sink = start(mattermost__answer_delay="0.2", mattermost__rate_limit__enabled="false")
+        env = api_env(
+            alertq_env,
+            sink,
+            "mattermost",
+            sqlite_store(tmp_path),
+            two_way=False,
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__PER_SECOND="1000",
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__BURST="1000",
+            ALERTQ_WORKER__PARK_DELAY="1",
+            ALERTQ_LOG__LEVEL="info",
+        )
+        workers = [start_worker(env, channel="mattermost") for _ in range(2)]
+        services = [Service.new(service_name=f"Disk {n}") for n in range(incidents)]
+        # PROBLEM and RECOVERY of each incident back to back: with round-robin delivery one worker gets
+        # the PROBLEMs, the other the RECOVERYs, which come before their roots exist.
+        publish(amqp_url, [e for s in services for e in problem_and_recovery("mattermost", s)], channel="mattermost")
+
+        found = wait_all_recovered(sink, "mattermost", incidents)
+        messages = sink.messages()
+        calls = sink.calls("mattermost")
+
+    per_incident = Counter(incident_of(root) for root in found)
+    double_roots = sum(n - 1 for n in per_incident.values())
+    orphans = [m for m in messages if m.get("api") and m["api"]["orphan_of"]]
+    print(
+        f"\n{incidents} incidents, 2 workers: {len(found)} roots, {double_roots} double roots, {len(orphans)} orphans"
+    )
+    assert (len(found), double_roots, len(orphans)) == (incidents, 0, 0)
+    root_ids = {r["id"] for r in found}
+    replies = [m for m in messages if m.get("api") and m["api"]["root"] is not None]
+    assert len(replies) == incidents and {r["api"]["root"] for r in replies} == root_ids
+    # Every edit found its root: nothing was refused (an edit before its root would be a 403).
+    assert ok(calls) == calls, [(summary(c), c["status"], c["error"]) for c in calls if c not in ok([c])]
+    posted = {c["answer"]["id"]: c["seq"] for c in calls if summary(c) == "POST /posts root"}
+    for call in calls:
+        if summary(call) == "PUT /posts/{id}/patch":
+            post_id = call["path"].split("/")[-2]
+            assert posted[post_id] < call["seq"]
+    assert sum(len(w.events("delivery.deferred")) for w in workers) > 0, "no follow-up ever had to wait"
