@@ -428,3 +428,49 @@ def test_two_workers_and_a_slow_chat_never_let_a_follow_up_overtake_its_root(
             post_id = call["path"].split("/")[-2]
             assert posted[post_id] < call["seq"]
     assert sum(len(w.events("delivery.deferred")) for w in workers) > 0, "no follow-up ever had to wait"
+
+
+def test_a_worker_killed_mid_storm_leaves_at_most_one_percent_double_roots(
+    alertq_env: dict[str, str], amqp_url: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    incidents = 500
+    with sinks(tmp_path) as start:
+        sink = start(mattermost__answer_delay="0.05", mattermost__rate_limit__enabled="false")
+        env = api_env(
+            alertq_env,
+            sink,
+            "mattermost",
+            sqlite_store(tmp_path),
+            two_way=False,
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__PER_SECOND="1000",
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__BURST="1000",
+            ALERTQ_WORKER__PARK_DELAY="1",
+            ALERTQ_LOG__LEVEL="info",
+        )
+        worker = start_worker(env, channel="mattermost")
+        services = [Service.new(service_name=f"Disk {n}") for n in range(incidents)]
+        publish(amqp_url, [e for s in services for e in problem_and_recovery("mattermost", s)], channel="mattermost")
+
+        kills = 0
+        for share in (0.3, 0.6):  # SIGKILL twice, mid-storm, and start it again each time
+            while len(roots(sink, "mattermost")) < incidents * share:
+                time.sleep(0.2)
+            worker.kill()
+            kills += 1
+            worker = start_worker(env, channel="mattermost")
+
+        found = wait_all_recovered(sink, "mattermost", incidents, timeout=600)
+        messages = sink.messages()
+        calls = sink.calls("mattermost")
+
+    per_incident = Counter(incident_of(root) for root in found)
+    double_roots = sum(n - 1 for n in per_incident.values())
+    orphans = [m for m in messages if m.get("api") and m["api"]["orphan_of"]]
+    print(
+        f"\n{incidents} incidents, worker SIGKILLed {kills}x mid-storm: {len(found)} roots, "
+        f"{double_roots} double roots ({100 * double_roots / incidents:.1f} %), {len(orphans)} orphans"
+    )
+    assert len(per_incident) == incidents
+    assert double_roots <= incidents // 100
+    assert orphans == []
+    assert ok(calls) == calls

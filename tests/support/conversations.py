@@ -164,7 +164,7 @@ def wait_calls(
 
 def summary(call: dict[str, Any]) -> str:
     """`POST /posts root`, `POST /posts reply`, `PUT /posts/{id}/patch`, `chat.postMessage reply`, …"""
-    body = call.get("body") if isinstance(call.get("body"), dict) else {}
+    body: dict[str, Any] = call["body"] if isinstance(call.get("body"), dict) else {}
     path = str(call["path"])
     if call["api"] == "slack":
         method = path.rsplit("/", 1)[-1]

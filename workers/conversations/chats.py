@@ -29,7 +29,9 @@ class ConversationChat(ABC):
     def destination(self, event: AlertEvent) -> Destination: ...
 
     @abstractmethod
-    def post_root(self, destination: Destination, view: render.RootView) -> PostRef: ...
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
+        """Post the root; `key` is the same whenever the same event posts the same conversation's root
+        again (the chat's idempotency key, where it has one)."""
 
     @abstractmethod
     def edit_root(self, root: PostRef, view: render.RootView) -> None: ...
@@ -56,10 +58,10 @@ class MattermostChat(ConversationChat):
     def destination(self, event: AlertEvent) -> Destination:
         return Destination("mattermost", self.endpoint, channel_for(event, self.settings.channel))
 
-    def post_root(self, destination: Destination, view: render.RootView) -> PostRef:
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
         channel_id = self.api.resolve(destination.channel)
         attachments = render.mattermost_root(view, self.settings, time.time())
-        post = self.api.create_post(channel_id, "", attachments=attachments)
+        post = self.api.create_post(channel_id, "", attachments=attachments, pending_post_id=key)
         return PostRef(post.channel_id or channel_id, post.id)
 
     def edit_root(self, root: PostRef, view: render.RootView) -> None:
@@ -94,7 +96,8 @@ class SlackChat(ConversationChat):
     def destination(self, event: AlertEvent) -> Destination:
         return Destination("slack", self.endpoint, channel_for(event, self.settings.channel))
 
-    def post_root(self, destination: Destination, view: render.RootView) -> PostRef:
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
+        # chat.postMessage has no idempotency key: a root whose answer was lost is posted again.
         root = render.slack_root(view, self.settings, time.time())
         message = self.api.post_message(
             destination.channel, root.text, blocks=root.blocks, attachments=root.attachments

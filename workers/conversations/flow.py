@@ -28,6 +28,7 @@ after a newer state was written edits again, so the last edit to land always sho
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -200,8 +201,11 @@ class Conversations:
     ) -> PostRef:
         """Post the root of `conversation` (which `event` has claimed) as the store says it is now."""
         view = self._view(conversation)
+        # The same event posting the same root again (its first answer lost to a crash) sends the same
+        # key: Mattermost then answers with the post it made (within 30 s) instead of a second root.
+        key = hashlib.sha256(f"{conversation.id}:{conversation.root_generation}:{event.event_id}".encode())
         try:
-            ref = self.chat.post_root(destination, view)
+            ref = self.chat.post_root(destination, view, "alertq" + key.hexdigest()[:32])
         except DeliveryError:
             self.store.release_root(conversation.id, event.event_id)
             raise

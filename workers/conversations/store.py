@@ -58,7 +58,8 @@ SCHEMA = (
         ack_comment TEXT,
         recovery_event TEXT,
         version INTEGER NOT NULL DEFAULT 0,
-        contacts_edited INTEGER NOT NULL DEFAULT 0
+        contacts_edited INTEGER NOT NULL DEFAULT 0,
+        root_generation INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS conversations_open ON conversations (destination, incident) "
     "WHERE closed_at IS NULL",
@@ -101,7 +102,7 @@ SCHEMA = (
 _COLUMNS = (
     "id, destination, incident, problem_id, state, started_at, closed_at, closed_by_at, root_event, "
     "root_fingerprint, root_channel, root_ref, root_claimed_by, root_claimed_until, ack_author, ack_comment, "
-    "recovery_event, version, contacts_edited"
+    "recovery_event, version, contacts_edited, root_generation"
 )
 
 
@@ -133,6 +134,7 @@ class Conversation:
     recovery_event: str | None
     version: int
     contacts_edited: bool
+    root_generation: int  # how many roots were lost (deleted in the chat) and posted anew
 
     @property
     def is_open(self) -> bool:
@@ -158,6 +160,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     values[4] = State(values[4])
     values[17] = int(values[17])
     values[18] = bool(values[18])
+    values[19] = int(values[19])
     return Conversation(*values)
 
 
@@ -304,7 +307,7 @@ class ConversationStore:
         [changed] = self.db.execute_counts(
             (
                 "UPDATE conversations SET root_ref = NULL, root_channel = NULL, root_claimed_by = %s, "
-                "root_claimed_until = %s WHERE id = %s AND root_ref = %s",
+                "root_claimed_until = %s, root_generation = root_generation + 1 WHERE id = %s AND root_ref = %s",
                 (event_id, now + lease, conversation_id, gone_ref),
             )
         )

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from delivery.state_db import Database, PostgresDatabase, SqliteDatabase, postgres_dsn, sqlite_path
+from delivery.state_db import Database, PostgresDatabase, SqliteDatabase, postgres_dsn
+from delivery.state_db import sqlite_path as sqlite_path  # alertq status reads the SQLite file's path
 
 
 @dataclass(frozen=True)
