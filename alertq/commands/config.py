@@ -130,14 +130,18 @@ def settings_reference() -> str:
     return "\n".join(lines)
 
 
-def _walk(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], FieldInfo, Any]]:
+def _walk(
+    model: type[BaseModel], prefix: tuple[str, ...], defaults: BaseModel | None = None
+) -> Iterator[tuple[tuple[str, ...], FieldInfo, Any]]:
+    """Every leaf setting with its default; a section's defaults are those of the section as its parent
+    makes it (Slack's `rate_limit` is 1/s, not the 10/s of a bare `RateLimit`)."""
     for name, field_info in model.model_fields.items():
         path = (*prefix, name)
         annotation = field_info.annotation
+        default = field_info.get_default(call_default_factory=True) if defaults is None else getattr(defaults, name)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            yield from _walk(annotation, path)
+            yield from _walk(annotation, path, default if isinstance(default, BaseModel) else None)
             continue
-        default = field_info.get_default(call_default_factory=True)
         yield path, field_info, default
 
 
