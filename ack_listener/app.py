@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ack_listener import clicks
+from ack_listener.chat_api import ChatApis
 from ack_listener.openapi import OPENAPI
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
 from schemas.ack import AckMessage
@@ -46,6 +47,7 @@ class Refused(Exception):
 def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     listener = settings.ack_listener
     secret = settings.ack.signing_secret
+    chats = ChatApis(settings)  # API mode: the chat is told through the workers' API clients
 
     async def mattermost_actions(request: Request) -> Response:
         try:
@@ -57,20 +59,25 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "mattermost")
         message = f"Acknowledged by @{ack.chat_user} via alertq"
-        return JSONResponse({"update": {"message": message, "props": {}}})
+        update = await asyncio.to_thread(chats.mattermost_update, ack.reply.post_id, message)
+        return JSONResponse({"update": update or {"message": message, "props": {}}})
 
     async def slack_actions(request: Request) -> Response:
         try:
             body = await _read_body(request, listener.body_limit)
             _verify_slack(request, body)
-            ack = await _accept(clicks.slack(body) if body else _empty(), request)
+            click = clicks.slack(body) if body else _empty()
+            ack = await _accept(click, request)
         except Refused as exc:
             return _refuse(exc, "slack")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "slack")
         reply = None
-        if ack.reply.response_url:
-            text = f"Acknowledged by @{ack.chat_user} via alertq"
+        text = f"Acknowledged by @{ack.chat_user} via alertq"
+        if chats.slack() is not None and ack.reply.channel_id and ack.reply.message_ts:
+            message = click.message or {}
+            reply = BackgroundTask(chats.slack_acknowledged, ack.reply.channel_id, ack.reply.message_ts, message, text)
+        elif ack.reply.response_url:
             reply = BackgroundTask(_slack_reply, ack.reply.response_url, text)
         # Slack needs 200 within 3 s; the visible answer goes through response_url after it.
         return Response(status_code=200, background=reply)

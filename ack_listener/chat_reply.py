@@ -13,6 +13,7 @@ from typing import Any
 import requests
 import structlog
 
+from ack_listener.chat_api import ChatApis
 from schemas.ack import AckMessage
 from schemas.settings import Settings
 
@@ -32,6 +33,9 @@ def failure_text(ack: AckMessage, reason: str) -> str:
 def tell_failure(settings: Settings, ack: AckMessage, reason: str) -> bool:
     """True when a chat accepted the message."""
     text = failure_text(ack, reason)
+    told = ChatApis(settings).tell(ack, text)  # API mode: a reply in the clicked post's thread
+    if told is not None:
+        return told
     url: str | None = None
     body: dict[str, Any]
     if ack.source == "slack" and ack.reply.response_url:

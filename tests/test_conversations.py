@@ -21,6 +21,7 @@ import requests
 
 from broker import names
 from tests.support import amqp
+from tests.support.ack_processes import SLACK_SECRET, ack_listener
 from tests.support.conversations import (
     MATTERMOST_CHANNEL,
     SLACK_CHANNEL,
@@ -39,6 +40,7 @@ from tests.support.conversations import (
     thread,
     wait_calls,
 )
+from tests.support.rabbit import free_port
 from tests.support.sink import Sink, sinks
 from tests.support.workers import WorkerProcess, publish
 
@@ -474,3 +476,46 @@ def test_a_worker_killed_mid_storm_leaves_at_most_one_percent_double_roots(
     assert double_roots <= incidents // 100
     assert orphans == []
     assert ok(calls) == calls
+
+
+# -- acknowledgements clicked in API mode ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_a_click_in_api_mode_acknowledges_the_root_through_the_api_keeping_its_content(
+    chat: str,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    listener_port = free_port()
+    listener = f"http://127.0.0.1:{listener_port}"
+    with sinks(tmp_path) as start:
+        sink = start(slack_actions_url=f"{listener}/slack/actions", slack_signing_secret=SLACK_SECRET)
+        env = api_env(
+            alertq_env,
+            sink,
+            chat,
+            sqlite_store(tmp_path),
+            ALERTQ_CHANNELS__MATTERMOST__ACK_URL=f"{listener}/mattermost/actions",
+        )
+        start_worker(env, channel=chat)
+        with ack_listener(env, tmp_path / "listener.log", listener_port, slack_signing_secret=SLACK_SECRET) as running:
+            enqueue_all(env, [command_line(chat, Service.new(), "PROBLEM", 2, CRITICAL, "alice", 1)])
+            root = one_root(sink, chat, lambda r: buttons(r) == ["Acknowledge"], "the root with its button")
+            before = len(sink.calls(chat))
+            [button] = root["rendered"]["buttons"]
+            clicked = sink.click(root["id"], button["key"], user_name="dave")
+            assert clicked.status_code == 200, clicked.text
+            root = one_root(sink, chat, lambda r: buttons(r) == [], "the root without its button")
+            by_listener = [summary(c) for c in sink.calls(chat)[before:]]
+            [ack] = amqp.take(amqp_url, names.ACKS_QUEUE, count=1, timeout=30)
+            assert "Traceback" not in running.log_text()
+
+    assert "Acknowledged by @dave via alertq" in root_text(root)
+    assert CRITICAL in root_text(root) and "alice" in root_text(root)  # the root kept what it said
+    assert ack.json["chat_user"] == "dave"
+    # Mattermost applies the click's answer itself: the listener only read the post; Slack's message was
+    # updated by the listener with chat.update (the API client the workers use).
+    assert by_listener == (["GET /posts/{id}"] if chat == "mattermost" else ["chat.update"])
