@@ -12,16 +12,20 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
 
 from broker import names
+from broker.publisher import ConfirmedPublisher, json_properties
+from schemas.ack import AckMessage, Reply
+from schemas.settings import Settings
 from tests.support import amqp
-from tests.support.ack_processes import SLACK_SECRET, ack_listener
+from tests.support.ack_processes import SLACK_SECRET, ack_forwarder, ack_listener
 from tests.support.conversations import (
     MATTERMOST_CHANNEL,
     SLACK_CHANNEL,
@@ -519,3 +523,58 @@ def test_a_click_in_api_mode_acknowledges_the_root_through_the_api_keeping_its_c
     # Mattermost applies the click's answer itself: the listener only read the post; Slack's message was
     # updated by the listener with chat.update (the API client the workers use).
     assert by_listener == (["GET /posts/{id}"] if chat == "mattermost" else ["chat.update"])
+
+
+@pytest.mark.parametrize("chat", ["mattermost", "slack"])
+def test_a_failed_ack_is_told_in_the_roots_thread_through_the_api(
+    chat: str,
+    declared: Settings,
+    sink: Sink,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_data("no", status=403)
+    env = api_env(alertq_env, sink, chat, sqlite_store(tmp_path), two_way=False)
+    start_worker(env, channel=chat)
+    enqueue_all(env, [command_line(chat, Service.new(), "PROBLEM", 2, CRITICAL, "alice", 1)])
+    root = one_root(sink, chat, lambda r: CRITICAL in root_text(r), "the root")
+    place = root["api"]
+    reply = (
+        Reply(channel_id=place["channel_id"], post_id=place["id"], channel_name="alerts")
+        if chat == "mattermost"
+        else Reply(channel_id=place["channel_id"], message_ts=place["id"], response_url=f"{sink.url}/nowhere")
+    )
+    ack = AckMessage(
+        ack_id=str(uuid.uuid4()),
+        received_at=datetime.now(UTC),
+        source=chat,
+        chat_user="dave",
+        author="dave",
+        comment="via alertq",
+        kind="service",
+        host_id="h",
+        service_id="s",
+        event_id="e",
+        reply=reply,
+    )
+    target = {
+        "ALERTQ_ACK_TARGET__KIND": "openitcockpit",
+        "ALERTQ_ACK_TARGET__URL": httpserver.url_for("/"),
+        "ALERTQ_ACK_TARGET__API_KEY": "oitc-api-key-5f1e2d3c4b5a",
+    }
+    with ack_forwarder({**env, **target}, tmp_path / "fwd.log") as forwarder:
+        connection = amqp.connect(amqp_url)
+        try:
+            ConfirmedPublisher(connection.channel()).publish(
+                names.ACKS_EXCHANGE, f"ack.{chat}", ack.to_json(), json_properties(ack.ack_id)
+            )
+        finally:
+            connection.close()
+        wait_calls(sink, chat, lambda _c: len(thread(sink, root)) == 1, "the failure in the root's thread")
+        assert '"through": "api"' in forwarder.log_text()
+
+    [told] = thread(sink, root)
+    assert "did NOT reach" in root_text(told) and "@dave" in root_text(told)
