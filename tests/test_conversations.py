@@ -7,7 +7,9 @@ is read back from the sink's record of every API call, and as a reader sees the 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -24,6 +26,7 @@ from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
 from schemas.ack import AckMessage, Reply
 from schemas.settings import Settings
+from tests.conftest import require
 from tests.support import amqp
 from tests.support.ack_processes import SLACK_SECRET, ack_forwarder, ack_listener
 from tests.support.conversations import (
@@ -45,7 +48,7 @@ from tests.support.conversations import (
     wait_calls,
 )
 from tests.support.rabbit import free_port
-from tests.support.sink import Sink, sinks
+from tests.support.sink import Sink, chromium, run_chromium, sinks
 from tests.support.workers import WorkerProcess, publish
 
 CRITICAL = "DISK CRITICAL - free space: / 120 MB (1%)"
@@ -578,3 +581,55 @@ def test_a_failed_ack_is_told_in_the_roots_thread_through_the_api(
 
     [told] = thread(sink, root)
     assert "did NOT reach" in root_text(told) and "@dave" in root_text(told)
+
+
+# -- what a reader sees ---------------------------------------------------------------------------------
+
+
+def test_conversations_in_the_browser(
+    sink: Sink,
+    alertq_env: dict[str, str],
+    amqp_url: str,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """Two incidents as the sink's page shows them in Chromium: one from PROBLEM to RECOVERY (its root
+    edited, its thread), one still open with its button. ALERTQ_CONVERSATION_SCREENSHOT=<png> keeps
+    the screenshot (docs/images/conversation.png is one)."""
+    require(chromium() is not None, "chromium is not installed (apt-get install chromium)")
+    env = api_env(alertq_env, sink, "mattermost", sqlite_store(tmp_path))
+    worker = start_worker(env, channel="mattermost")
+    disk, load = Service.new(service_name="Disk /var"), Service.new(host_name="db02", service_name="Load")
+
+    enqueue_all(env, [command_line("mattermost", disk, "PROBLEM", 2, CRITICAL, c, 1) for c in CONTACTS])
+    worker.wait_log("delivery.delivered", count=2)
+    enqueue_all(env, [command_line("mattermost", disk, "PROBLEM", 2, CRITICAL, c, 2) for c in CONTACTS])
+    publish(amqp_url, [escalation_event("mattermost", disk, "carol", 1)], channel="mattermost")
+    worker.wait_log("delivery.delivered", count=5)
+    enqueue_all(
+        env,
+        [
+            command_line("mattermost", disk, "ACKNOWLEDGEMENT", 2, CRITICAL, c, 2, author="jdoe", comment="cleaning")
+            for c in CONTACTS
+        ],
+    )
+    worker.wait_log("delivery.delivered", count=7)
+    enqueue_all(env, [command_line("mattermost", disk, "RECOVERY", 0, RECOVERED, c, 3) for c in CONTACTS])
+    worker.wait_log("delivery.delivered", count=9)
+    enqueue_all(env, [command_line("mattermost", load, "PROBLEM", 1, "LOAD WARNING - load average: 9.1", "bob", 1)])
+    worker.wait_log("delivery.delivered", count=10)
+    [recovered, _] = roots(sink, "mattermost")
+
+    dom = run_chromium(["--dump-dom", "--virtual-time-budget=2000"], sink.url + "/")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    thread_html = dom.stdout[dom.stdout.index(f'id="thread-{recovered["id"]}"') :]
+    assert "4 replies" in thread_html
+    assert thread_html.index("notification 2") < thread_html.index("@carol") < thread_html.index("RECOVERY")
+    shot = tmp_path / "conversation.png"
+    taken = run_chromium(
+        [f"--screenshot={shot}", "--window-size=1000,1400", "--virtual-time-budget=3000"], sink.url + "/"
+    )
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ALERTQ_CONVERSATION_SCREENSHOT"):
+        shutil.copy(shot, os.environ["ALERTQ_CONVERSATION_SCREENSHOT"])

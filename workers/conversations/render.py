@@ -108,7 +108,7 @@ def mattermost_reply(event: AlertEvent, settings: MattermostSettings, after: str
     escape = mattermost.escape
     notice = render(event, settings.ui_base_url)
     head = f"{notice.emoji} **{escape(notice.notification_type)}**"
-    if event.notification_type == "PROBLEM" and event.notification_number:
+    if event.notification_type == "PROBLEM" and event.notification_number and notice.escalation is None:
         head += f" (notification {event.notification_number})"
     line = f"{head}: {escape(notice.label)} is **{notice.state}**"
     if after:
@@ -171,7 +171,7 @@ def slack_reply(event: AlertEvent, settings: SlackSettings, after: str | None = 
     escape = slack.escape
     notice = render(event, settings.ui_base_url)
     head = f"{notice.emoji} *{escape(notice.notification_type)}*"
-    if event.notification_type == "PROBLEM" and event.notification_number:
+    if event.notification_type == "PROBLEM" and event.notification_number and notice.escalation is None:
         head += f" (notification {event.notification_number})"
     line = f"{head}: {escape(notice.label)} is *{notice.state}*"
     if after:
