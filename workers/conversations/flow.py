@@ -35,7 +35,7 @@ from datetime import datetime
 
 import structlog
 
-from delivery.chat.outcomes import Deferred, PostNotFound
+from delivery.chat.outcomes import Deferred, PostNotEditable, PostNotFound
 from schemas.alert import AlertEvent
 from schemas.channels import ConversationSettings
 from schemas.incident import Incident, incident_of
@@ -303,6 +303,10 @@ class Conversations:
                 bound.warning("conversation.root_gone", conversation=conversation_id, ref=root.id)
                 self._repost(conversation, root, destination, event, bound)
                 return
+            except PostNotEditable as exc:
+                # The chat's edit time limit, an archived channel: the thread reply still tells it.
+                bound.warning("conversation.root_not_editable", conversation=conversation_id, error=exc.reason)
+                return
             if self.store.get(conversation_id).version <= conversation.version:
                 return
             # A newer state was written while this edit was on its way: show it.
@@ -366,8 +370,8 @@ class Conversations:
             return
         try:
             self.chat.edit_root(PostRef(conversation.root_channel, conversation.root_ref), self._view(conversation))
-        except PostNotFound:
-            return  # the next event that needs the root posts it anew
+        except (PostNotFound, PostNotEditable):
+            return  # the next event that needs the root posts it anew, or says it in the thread
         bound.info("conversation.contacts_shown", conversation=conversation_id)
 
     # -- helpers ------------------------------------------------------------------------------------------
