@@ -163,10 +163,13 @@ class Conversations:
 
     def _other_problem(self, found: Conversation, incident: Incident, event: AlertEvent, created: float) -> bool:
         """Whether a PROBLEM belongs to another problem than the open conversation's: another problem id,
-        or (without ids) the root's own notification again, created too long after it to be a copy (the
-        object recovered without a RECOVERY notification, and numbering started again)."""
+        or (without ids) the root's own notification number again, created too long after it to be a copy
+        (the object recovered without a RECOVERY notification, and numbering started again). Without
+        numbers (the Slack module's command line passes none) a later PROBLEM is a re-notification."""
         if Incident(found.incident, found.problem_id).is_other_problem(incident.problem_id):
             return True
+        if event.notification_number is None:
+            return False
         return fingerprint(event) == found.root_fingerprint and created - found.started_at > self.window
 
     def _belongs_to_closed(self, latest: Conversation, incident: Incident, event: AlertEvent, created: float) -> bool:
@@ -227,7 +230,10 @@ class Conversations:
     ) -> None:
         now = self.clock()
         print_ = fingerprint(event)
-        if print_ == conversation.root_fingerprint:
+        if (
+            print_ == conversation.root_fingerprint
+            and _epoch(event.created_at) - conversation.started_at <= self.window
+        ):
             # The root shows this notification: another contact's copy, or the root's own event again.
             self._fold(conversation, event, posted_now, bound)
             return
