@@ -26,7 +26,7 @@ from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
 from schemas.ack import AckMessage, Reply
 from schemas.settings import Settings
-from tests.conftest import require
+from tests.conftest import require, run
 from tests.support import amqp
 from tests.support.ack_processes import SLACK_SECRET, ack_forwarder, ack_listener
 from tests.support.conversations import (
@@ -633,3 +633,33 @@ def test_conversations_in_the_browser(
     assert shot.stat().st_size > 10_000
     if os.environ.get("ALERTQ_CONVERSATION_SCREENSHOT"):
         shutil.copy(shot, os.environ["ALERTQ_CONVERSATION_SCREENSHOT"])
+
+
+# -- the store is never a condition of delivery ------------------------------------------------------------
+
+UNUSABLE_STORE = "sqlite:////proc/alertq-cannot-write-here/conversations.db"
+
+
+def test_webhook_mode_posts_as_before_when_the_store_cannot_be_used(
+    sink: Sink, alertq_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    env = {
+        **alertq_env,
+        "ALERTQ_CHANNELS__MATTERMOST__URL": f"{sink.url}/hooks/mattermost/team",
+        "ALERTQ_CONVERSATIONS__STORE": UNUSABLE_STORE,
+    }
+    worker = start_worker(env, channel="mattermost")
+    enqueue_all(env, [command_line("mattermost", Service.new(), "PROBLEM", 2, CRITICAL, c, 1) for c in CONTACTS])
+    worker.wait_log("delivery.delivered", count=2)
+    assert len(sink.messages()) == 2  # no dedupe without its store, and nothing held back
+    assert worker.events("delivery.dedupe_unavailable")
+
+
+def test_api_mode_refuses_to_start_without_its_store_in_one_line(
+    sink: Sink, alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = api_env(alertq_env, sink, "mattermost", UNUSABLE_STORE)
+    result = run(["alertq", "worker", "mattermost"], env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: conversations.store cannot be opened (")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -38,10 +38,13 @@ def worker(channel: str, metrics_port: int | None) -> None:
     reason = problem(settings, channel)
     if reason is not None:
         raise click.ClickException(reason)
+    from workers.channels.base import ConfigurationError
     from workers.worker import Worker
 
     try:
         runner = Worker(settings, channel, metrics_port=metrics_port)
     except (ImportError, LookupError) as exc:
         raise click.ClickException(f"channel {channel!r} cannot be loaded: {exc}") from None
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(runner.run())

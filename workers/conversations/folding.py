@@ -8,10 +8,14 @@ in the conversations' store (a lease, as in API mode): another contact's copy th
 being posted waits (`Deferred`) and then folds into it, or posts it itself if the claimer died. The same
 contact told again (a new event id) is posted again, as ever; a redelivered copy that was posted is not.
 Webhooks return no post id, so the post cannot name the contacts folded into it.
+
+The store only saves posts: when it cannot be opened or used (a read-only disk, a database that is
+down), the copy is posted as before this dedupe existed, with a warning, never held back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -51,17 +55,22 @@ class WebhookFolds:
         """`send` the event's post unless another contact's copy was posted already."""
         incident = incident_of(event).key
         print_ = fingerprint(event)
-        decision = self.store.webhook_claim(
-            destination,
-            incident,
-            print_,
-            event_id=event.event_id,
-            contact=contact_of(event),
-            created=event.created_at.timestamp(),
-            now=self.clock(),
-            lease=self.settings.claim_lease,
-            window=self.window,
-        )
+        try:
+            decision = self.store.webhook_claim(
+                destination,
+                incident,
+                print_,
+                event_id=event.event_id,
+                contact=contact_of(event),
+                created=event.created_at.timestamp(),
+                now=self.clock(),
+                lease=self.settings.claim_lease,
+                window=self.window,
+            )
+        except Exception as exc:  # the store's trouble must never cost a notification
+            log.warning("delivery.dedupe_unavailable", event_id=event.event_id, error=_describe(exc))
+            send()
+            return
         if decision in (WebhookDecision.FOLD, WebhookDecision.DONE):
             log.info("delivery.folded", event_id=event.event_id, destination=destination, why=decision.value)
             return
@@ -70,10 +79,20 @@ class WebhookFolds:
         try:
             send()
         except BaseException:
-            self.store.webhook_release(destination, incident, print_, event.event_id)
+            with contextlib.suppress(Exception):
+                self.store.webhook_release(destination, incident, print_, event.event_id)
             raise
-        self.store.webhook_posted(destination, incident, print_, event.event_id, self.clock())
+        try:
+            self.store.webhook_posted(destination, incident, print_, event.event_id, self.clock())
+        except Exception as exc:  # posted: other copies wait for the lease and post too, not lost
+            log.warning("delivery.dedupe_unavailable", event_id=event.event_id, error=_describe(exc))
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def _describe(exc: Exception) -> str:
+    """The error's kind and first line: database errors name files and hosts, never passwords."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__

@@ -5,9 +5,11 @@ the store's database drivers unless they use them."""
 from __future__ import annotations
 
 from schemas.channels import MattermostSettings, SlackSettings
+from workers.channels.base import ConfigurationError
 from workers.conversations.chats import ConversationChat, MattermostChat, SlackChat
 from workers.conversations.flow import Conversations
 from workers.conversations.folding import WebhookFolds
+from workers.conversations.store import ConversationStore
 
 
 def conversations_for(settings: MattermostSettings | SlackSettings) -> Conversations | None:
@@ -17,7 +19,12 @@ def conversations_for(settings: MattermostSettings | SlackSettings) -> Conversat
     chat: ConversationChat = (
         MattermostChat(settings) if isinstance(settings, MattermostSettings) else SlackChat(settings)
     )
-    return Conversations(chat, settings.conversations, window=settings.dedupe_window)
+    try:
+        store = ConversationStore(settings.conversations.store)
+    except Exception as exc:  # API mode cannot thread anything without it: refuse to start, one line
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ConfigurationError(f"conversations.store cannot be opened ({type(exc).__name__}: {first})") from None
+    return Conversations(chat, settings.conversations, window=settings.dedupe_window, store=store)
 
 
 def folds_for(settings: MattermostSettings | SlackSettings) -> WebhookFolds | None:
