@@ -1,18 +1,25 @@
 """The ack listener's HTTP app: a click → verified → `alertq.ack/1` confirmed by the broker → answer.
 
-Order matters: body size, shape, the chat's own signature (Slack), the button's signed token, the
-allow-list; only then is anything published, and the chat is told "acknowledged" only once the broker
-confirmed the message. Every refusal is a one-line JSON `{"error": …}` that never repeats a secret or
-the token.
+Order matters: body size, shape (a user name that names nobody is one), the chat's own signature
+(Slack), the button's signed token, the allow-list; then the button's problem: when the listener can
+ask the core (`[ack_target]`, within `problem_check_timeout`), a button for an earlier problem, or for
+one that has recovered, is answered so and not forwarded. Then the claim in the shared state store
+(`used_buttons.py`): a repeated click is answered "already acknowledged by …" and not forwarded. Only
+then is anything published, and the chat is told "acknowledged" only once the broker confirmed the
+message. Every refusal is a one-line JSON `{"error": …}` that never repeats a secret or the token;
+the answers that are no refusal (already acknowledged, earlier problem) are 200s, so the chat shows
+them (Mattermost shows any other status as a bare error).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import requests
 import structlog
@@ -23,14 +30,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ack_listener import clicks
+from ack_listener import chat_reply, clicks
 from ack_listener.chat_api import ChatApis
 from ack_listener.openapi import OPENAPI
+from ack_listener.problem import Binding, Verdict, judge
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
+from ack_listener.targets import make_target
+from ack_listener.targets.base import ProblemState, Target
+from ack_listener.used_buttons import StoreUnavailable, UsedButtons, claim_key
 from schemas.ack import AckMessage
-from schemas.ack_listener import AckListenerSettings
-from schemas.ack_token import InvalidToken, verify_token
+from schemas.ack_listener import AckListenerSettings, AckTargetSettings
+from schemas.ack_token import AckClaims, InvalidToken, verify_token
 from schemas.settings import Settings
+from workers.escalator.store import AckClaim
 
 log = structlog.get_logger("alertq.ack_listener")
 
@@ -44,45 +56,100 @@ class Refused(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class Answered:
+    """How a verified click ended: `acknowledged` (queued now), or why nothing was queued."""
+
+    outcome: Literal["acknowledged", "already", "in_core", "earlier", "recovered"]
+    chat_user: str  # who acknowledged: this clicker, or the one who claimed the problem first
+    what: str  # host[/service], as the chat texts name it
+
+    def text(self) -> str:
+        if self.outcome == "acknowledged":
+            return chat_reply.acknowledged_text(self.chat_user)
+        if self.outcome == "already":
+            return chat_reply.already_acknowledged_text(self.chat_user)
+        if self.outcome == "in_core":
+            return chat_reply.acknowledged_in_core_text(self.what)
+        if self.outcome == "earlier":
+            return chat_reply.earlier_problem_text(self.what)
+        return chat_reply.recovered_text(self.what)
+
+
+class CoreView:
+    """The listener's look at the core, when `[ack_target]` is configured: the object's state, or None."""
+
+    def __init__(self, settings: AckTargetSettings) -> None:
+        self._settings = settings
+        self._target: Target | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return self._settings.problem() is None
+
+    def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None:
+        with self._lock:
+            if self._target is None:
+                self._target = make_target(self._settings)
+        return self._target.problem_state(host_id, service_id)
+
+
 def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     listener = settings.ack_listener
     secret = settings.ack.signing_secret
+    used = UsedButtons(settings.state_store)  # opened on the first click
+    core = CoreView(settings.ack_target)
     chats = ChatApis(settings)  # API mode: the chat is told through the workers' API clients
 
     async def mattermost_actions(request: Request) -> Response:
         try:
             body = await _read_body(request, listener.body_limit)
             click = clicks.mattermost(body) if body else _empty()
-            ack = await _accept(click, request)
+            answered = await _accept(click)
         except Refused as exc:
             return _refuse(exc, "mattermost")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "mattermost")
-        message = f"Acknowledged by @{ack.chat_user} via alertq"
-        update = await asyncio.to_thread(chats.mattermost_update, ack.reply.post_id, message)
-        return JSONResponse({"update": update or {"message": message, "props": {}}})
+        if answered.outcome in ("acknowledged", "already"):
+            # API mode: the post as it is (read with the API client), its button removed, the line added;
+            # a webhook post: the line alone.
+            line = chat_reply.acknowledged_text(answered.chat_user)
+            update = await asyncio.to_thread(chats.mattermost_update, click.reply.post_id, line)
+            update = update or {"message": line, "props": {}}
+            if answered.outcome == "acknowledged":
+                return JSONResponse({"update": update})
+            # This post may be another of the same problem's: show it acknowledged, without its button.
+            return JSONResponse({"update": update, "ephemeral_text": answered.text()})
+        return JSONResponse({"ephemeral_text": answered.text()})
 
     async def slack_actions(request: Request) -> Response:
         try:
             body = await _read_body(request, listener.body_limit)
             _verify_slack(request, body)
             click = clicks.slack(body) if body else _empty()
-            ack = await _accept(click, request)
+            answered = await _accept(click)
         except Refused as exc:
             return _refuse(exc, "slack")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "slack")
         reply = None
-        text = f"Acknowledged by @{ack.chat_user} via alertq"
-        if chats.slack() is not None and ack.reply.channel_id and ack.reply.message_ts:
-            message = click.message or {}
-            reply = BackgroundTask(chats.slack_acknowledged, ack.reply.channel_id, ack.reply.message_ts, message, text)
-        elif ack.reply.response_url:
-            reply = BackgroundTask(_slack_reply, ack.reply.response_url, text)
+        place = click.reply
+        if answered.outcome == "acknowledged" and chats.slack() is not None and place.channel_id and place.message_ts:
+            # API mode: chat.update of the message, its blocks kept without the button.
+            reply = BackgroundTask(
+                chats.slack_acknowledged, place.channel_id, place.message_ts, click.message or {}, answered.text()
+            )
+        elif click.reply.response_url:
+            if answered.outcome == "acknowledged":
+                answer: dict[str, Any] = {"replace_original": True, "text": answered.text()}
+            else:  # only the clicker needs to know; the channel's message stays as it is
+                answer = {"response_type": "ephemeral", "replace_original": False, "text": answered.text()}
+            reply = BackgroundTask(_slack_reply, click.reply.response_url, answer)
         # Slack needs 200 within 3 s; the visible answer goes through response_url after it.
         return Response(status_code=200, background=reply)
 
-    async def _accept(click: clicks.Click, request: Request) -> AckMessage:
+    async def _accept(click: clicks.Click) -> Answered:
         if secret is None:
             raise Refused(503, "ack.signing_secret is not set: this listener cannot verify buttons")
         try:
@@ -91,21 +158,59 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             raise Refused(401, f"the button's token is not valid ({exc})") from None
         if listener.allowed_users and click.chat_user not in listener.allowed_users:
             raise Refused(403, f"user {click.chat_user!r} may not acknowledge")
-        ack = _ack_message(click, claims.host_id, claims.service_id, claims.event_id, listener)
+        what = chat_reply.subject(claims.host_id, claims.service_id)
+        verdict = await _verdict(claims)
+        if verdict in (Verdict.EARLIER, Verdict.RECOVERED):
+            log.info("ack_listener.not_forwarded", reason=verdict.value, chat_user=click.chat_user, **_ids(claims))
+            return Answered("earlier" if verdict is Verdict.EARLIER else "recovered", click.chat_user, what)
+
+        ack = _ack_message(click, claims, listener)
+        key = claim_key(claims.host_id, claims.service_id, claims.problem_id, claims.event_id)
+        mine = AckClaim(key, ack.ack_id, ack.chat_user, ack.source, ack.received_at)
         try:
-            await asyncio.wait_for(asyncio.wrap_future(publisher.submit(ack)), listener.publish_timeout)
+            held = await asyncio.to_thread(used.claim, mine, claims.expires_at)
+        except StoreUnavailable as exc:
+            raise Refused(503, f"the acknowledgement could not be recorded, try again ({exc})") from None
+        if held.ack_id != ack.ack_id:
+            log.info(
+                "ack_listener.already_acknowledged", chat_user=click.chat_user, first_by=held.chat_user, **_ids(claims)
+            )
+            return Answered("already", held.chat_user, what)
+        if verdict is Verdict.ACKNOWLEDGED:  # by someone in the core itself: nothing to send
+            await asyncio.to_thread(used.release, key, ack.ack_id)
+            log.info(
+                "ack_listener.not_forwarded", reason="acknowledged-in-core", chat_user=click.chat_user, **_ids(claims)
+            )
+            return Answered("in_core", click.chat_user, what)
+
+        published = publisher.submit(ack)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(published), listener.publish_timeout)
         except (BrokerUnavailable, TimeoutError) as exc:
+            # Not queued, so the next click may try again; but a publish already under way when the wait
+            # ran out (it cannot be cancelled) may yet be confirmed, and then the claim stays.
+            if isinstance(exc, BrokerUnavailable) or published.cancel() or published.cancelled():
+                await asyncio.to_thread(used.release, key, ack.ack_id)
             raise Refused(503, f"the acknowledgement could not be queued, try again ({exc or 'timeout'})") from None
-        log.info(
-            "ack_listener.accepted",
-            ack_id=ack.ack_id,
-            source=ack.source,
-            chat_user=ack.chat_user,
-            host_id=ack.host_id,
-            service_id=ack.service_id,
-            event_id=ack.event_id,
-        )
-        return ack
+        log.info("ack_listener.accepted", ack_id=ack.ack_id, source=ack.source, chat_user=ack.chat_user, **_ids(claims))
+        return Answered("acknowledged", ack.chat_user, what)
+
+    async def _verdict(claims: AckClaims) -> Verdict:
+        """Whether the button's problem is still the core's, if this listener can ask it in time."""
+        binding = Binding.of(claims.problem_id, claims.problem_since)
+        if not binding.known or not core.configured:
+            return Verdict.UNKNOWN
+        asked = asyncio.to_thread(core.problem_state, claims.host_id, claims.service_id)
+        try:
+            state = await asyncio.wait_for(asked, listener.problem_check_timeout)
+        except TimeoutError:
+            # Slack's 3 s: the forwarder asks again before it acknowledges.
+            log.warning("ack_listener.problem_check_slow", timeout=listener.problem_check_timeout, **_ids(claims))
+            return Verdict.UNKNOWN
+        except Exception:
+            log.exception("ack_listener.problem_check_failed", **_ids(claims))
+            return Verdict.UNKNOWN
+        return judge(binding, state)
 
     def _verify_slack(request: Request, body: bytes) -> None:
         if listener.slack_signing_secret is None:
@@ -138,10 +243,19 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     )
 
 
-def _ack_message(
-    click: clicks.Click, host_id: str, service_id: str | None, event_id: str, listener: AckListenerSettings
-) -> AckMessage:
+def _ids(claims: AckClaims) -> dict[str, str | int | None]:
+    return {
+        "host_id": claims.host_id,
+        "service_id": claims.service_id,
+        "event_id": claims.event_id,
+        "problem_id": claims.problem_id,
+        "problem_since": claims.problem_since,
+    }
+
+
+def _ack_message(click: clicks.Click, claims: AckClaims, listener: AckListenerSettings) -> AckMessage:
     names = {"user": click.chat_user, "source": click.source.capitalize()}
+    since = claims.problem_since
     return AckMessage(
         ack_id=str(uuid.uuid4()),
         received_at=datetime.now(UTC),
@@ -149,10 +263,12 @@ def _ack_message(
         chat_user=click.chat_user,
         author=listener.author_format.format(**names),
         comment=listener.comment_format.format(**names),
-        kind="host" if service_id is None else "service",
-        host_id=host_id,
-        service_id=service_id,
-        event_id=event_id,
+        kind="host" if claims.service_id is None else "service",
+        host_id=claims.host_id,
+        service_id=claims.service_id,
+        event_id=claims.event_id,
+        problem_id=claims.problem_id,
+        problem_since=None if since is None else datetime.fromtimestamp(since, UTC),
         sticky=listener.sticky,
         notify=listener.notify,
         persistent=listener.persistent,
@@ -188,8 +304,7 @@ def _refuse(exc: Refused, source: str) -> Response:
     return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
 
-def _slack_reply(response_url: str, text: str) -> None:
-    body: dict[str, Any] = {"replace_original": True, "text": text}
+def _slack_reply(response_url: str, body: dict[str, Any]) -> None:
     try:
         answer = requests.post(response_url, json=body, timeout=SLACK_REPLY_TIMEOUT)
         answer.raise_for_status()

@@ -1,9 +1,13 @@
-"""A visible "acknowledgement failed" in the chat the click came from: a failed ack is never silent.
+"""What the chat is told about an acknowledgement, and how the forwarder tells it later.
 
-Slack: the click's `response_url` (a new message in the channel, the original stays). Mattermost:
-the mattermost channel's incoming webhook into the post's channel (Mattermost's click gives no URL
-to answer later). Best effort: the ack is in the dead letters either way; a reply that cannot be
-sent is logged.
+A failed ack is never silent, and neither is a button that turned out to be for an earlier problem.
+Slack: the click's `response_url` (a new message in the channel, the original stays). Mattermost: the
+mattermost channel's incoming webhook into the post's channel (Mattermost's click gives no URL to
+answer later). Best effort: the ack is in the dead letters (or deliberately not forwarded) either way;
+a reply that cannot be sent is logged.
+
+The texts say why in words: never a path, a host name of the core or a server's answer, which stay in
+the log.
 """
 
 from __future__ import annotations
@@ -22,17 +26,43 @@ log = structlog.get_logger("alertq.ack_forwarder")
 TIMEOUT = 5.0
 
 
-def failure_text(ack: AckMessage, reason: str) -> str:
-    what = ack.host_id if ack.service_id is None else f"{ack.host_id}/{ack.service_id}"
+def subject(host_id: str, service_id: str | None) -> str:
+    return host_id if service_id is None else f"{host_id}/{service_id}"
+
+
+def acknowledged_text(chat_user: str) -> str:
+    return f"Acknowledged by @{chat_user} via alertq"
+
+
+def already_acknowledged_text(chat_user: str) -> str:
+    return f"Already acknowledged by @{chat_user} via alertq: nothing sent again."
+
+
+def acknowledged_in_core_text(what: str) -> str:
+    return f"{what} is already acknowledged in the monitoring core: nothing sent again."
+
+
+def earlier_problem_text(what: str) -> str:
     return (
-        f":warning: The acknowledgement of {what} by @{ack.chat_user} did NOT reach the monitoring core "
-        f"({reason}). Please acknowledge it in the core directly."
+        f":warning: This button is for an earlier problem of {what}, which has recovered since. The current "
+        "problem was NOT acknowledged: use the button of its own notification, or acknowledge it in the "
+        "monitoring core."
     )
 
 
-def tell_failure(settings: Settings, ack: AckMessage, reason: str) -> bool:
-    """True when a chat accepted the message."""
-    text = failure_text(ack, reason)
+def recovered_text(what: str) -> str:
+    return f"{what} has recovered since this notification: there is nothing to acknowledge."
+
+
+def failure_text(ack: AckMessage, said: str) -> str:
+    return (
+        f":warning: The acknowledgement of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} did NOT "
+        f"reach the monitoring core ({said}). Please acknowledge it in the core directly."
+    )
+
+
+def tell(settings: Settings, ack: AckMessage, text: str) -> bool:
+    """Post `text` into the chat the click came from; True when a chat accepted it."""
     told = ChatApis(settings).tell(ack, text)  # API mode: a reply in the clicked post's thread
     if told is not None:
         return told
@@ -55,3 +85,8 @@ def tell_failure(settings: Settings, ack: AckMessage, reason: str) -> bool:
         return False
     log.info("ack_forwarder.chat_told", ack_id=ack.ack_id, source=ack.source)
     return True
+
+
+def tell_failure(settings: Settings, ack: AckMessage, said: str) -> bool:
+    """Tell the chat the ack failed, `said` being the reason in words (`targets.base.in_words`)."""
+    return tell(settings, ack, failure_text(ack, said))

@@ -1,16 +1,20 @@
 """A button click as Mattermost or Slack sends it, reduced to who clicked, the token and where to reply.
 
 Pure parsing, no I/O. Anything not shaped like the chat's request is `BadClick` (answered 400 with
-its message, which never repeats the token).
+its message, which never repeats the token). A user name with nothing left once the core's field
+separators, line breaks, spaces and invisible characters are taken out is refused too: the core would
+record an acknowledgement with an empty author.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 from urllib.parse import parse_qs
 
+from ack_listener.targets.nagios import neutralise
 from schemas.ack import Reply
 
 SLACK_ACK_ACTION_ID = "alertq_ack"  # workers/channels/slack.py ACK_ACTION_ID
@@ -46,7 +50,7 @@ def mattermost(body: bytes) -> Click:
         post_id=_optional_text(data, "post_id"),
         channel_id=_optional_text(data, "channel_id"),
     )
-    return Click("mattermost", user, token, reply)
+    return Click("mattermost", _named(user, "user_name"), token, reply)
 
 
 def slack(body: bytes) -> Click:
@@ -80,7 +84,15 @@ def slack(body: bytes) -> Click:
         channel_id=_optional_text(channel, "id") if isinstance(channel, dict) else None,
         message_ts=_optional_text(message, "ts") if message is not None else None,
     )
-    return Click("slack", name, tokens[0], reply, message)
+    return Click("slack", _named(name, "payload.user.username"), tokens[0], reply, message)
+
+
+def _named(user: str, field: str) -> str:
+    """The user name, if it names someone once neutralised as the core's author field is."""
+    visible = [c for c in neutralise(user) if unicodedata.category(c)[0] not in "CZ"]  # controls, format, spaces
+    if not visible:
+        raise BadClick(f"{field} is empty once ';', line breaks and blanks are taken out: nobody to record as author")
+    return user
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:

@@ -11,6 +11,14 @@ capped at 25 minutes). What gives up (or is invalid, or permanent) goes to `aler
 `alertq-dead-reason`, confirmed, and only then is the input acked and the chat told. A dead letter
 the broker refuses → the input is requeued, never dropped. SIGTERM: the current ack goes back to
 the queue (between tries) or is finished (during a try), exit 0.
+
+Before each try of an ack that names its problem (`problem_id`, `problem_since`), the target is asked
+whether that problem is still the core's (`ack_listener/problem.py`): a button for an earlier problem
+is not forwarded and the chat is told so; a problem that recovered or is acknowledged already is not
+acknowledged again. A core that cannot tell does not stop the ack (as before binding). An ack that
+gives up releases its claim in the state store (`used_buttons.py`), so a later click may try again.
+The chat hears the failure in words (`targets.base.in_words`); the detail goes to the log and the
+dead letter's header.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ from pika.exceptions import AMQPError
 from pika.spec import Basic
 from pydantic import ValidationError
 
-from ack_listener.chat_reply import tell_failure
+from ack_listener import chat_reply
+from ack_listener.problem import Binding, Verdict, judge
 from ack_listener.targets import make_target
-from ack_listener.targets.base import Permanent, Retryable, Target
+from ack_listener.targets.base import Permanent, Retryable, Target, in_words
+from ack_listener.used_buttons import UsedButtons, claim_key
 from broker import names, topology
 from broker.connection import backoff_delays, connect, describe_error
 from broker.publisher import ConfirmedPublisher, PublishError
@@ -46,10 +56,21 @@ SLEEP_SLICE = 1.0  # longest stretch between two looks at SIGTERM while waiting 
 
 
 class GaveUp(Exception):
-    def __init__(self, reason: str, error: str) -> None:
+    """`error` is the detail for the log and the dead letter; `said` the same in words, for the chat."""
+
+    def __init__(self, reason: str, error: str, said: str) -> None:
         super().__init__(error)
         self.reason = reason
         self.error = error
+        self.said = said
+
+
+class NotForwarded(Exception):
+    """The core's problem is not the button's any more (or is acknowledged already): nothing to send."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.value)
+        self.verdict = verdict
 
 
 class Forwarder:
@@ -59,9 +80,15 @@ class Forwarder:
         self._connection: BlockingConnection | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._stop = threading.Event()
+        self._used_buttons: UsedButtons | None = None
 
     def run(self) -> int:
         self._stop = stop_on_signals()
+        if self.settings.ack_target.kind == "nagios" and self.settings.ack_target.status_file is None:
+            log.warning(
+                "ack_forwarder.no_status_file",
+                effect="acks are not checked against the problem of their button (set ack_target.status_file)",
+            )
         backoff = backoff_delays(self.settings.broker.reconnect_max_delay)
         try:
             while not self._stop.is_set():
@@ -73,6 +100,8 @@ class Forwarder:
                     self._stop.wait(delay)
         finally:
             self.target.close()
+            if self._used_buttons is not None:
+                self._used_buttons.close()
         log.info("ack_forwarder.stopped")
         return 0
 
@@ -108,7 +137,23 @@ class Forwarder:
                 return
             channel.basic_ack(method.delivery_tag)
             if ack is not None:
-                tell_failure(self.settings, ack, gave_up.error)
+                self._release_claim(ack)
+                chat_reply.tell_failure(self.settings, ack, gave_up.said)
+            return
+        except NotForwarded as skipped:
+            assert ack is not None
+            channel.basic_ack(method.delivery_tag)
+            log.info(
+                "ack_forwarder.not_forwarded",
+                reason=skipped.verdict.value,
+                ack_id=ack.ack_id,
+                host_id=ack.host_id,
+                service_id=ack.service_id,
+                problem_id=ack.problem_id,
+            )
+            if skipped.verdict is Verdict.EARLIER:
+                what = chat_reply.subject(ack.host_id, ack.service_id)
+                chat_reply.tell(self.settings, ack, chat_reply.earlier_problem_text(what))
             return
         except _Stopping:
             channel.basic_nack(method.delivery_tag, requeue=True)
@@ -129,11 +174,12 @@ class Forwarder:
         attempt = 0
         while True:
             attempt += 1
+            self._check_problem(ack)
             try:
                 self.target.acknowledge(ack)
                 return
             except Permanent as exc:
-                raise GaveUp(dead_letters.PERMANENT, str(exc)) from None
+                raise GaveUp(dead_letters.PERMANENT, str(exc), in_words(exc)) from None
             except Exception as exc:  # a bug in a target must not crash-loop the queue: retry, then dead
                 error = str(exc) if isinstance(exc, Retryable) else f"unexpected {type(exc).__name__}"
                 if not isinstance(exc, Retryable):
@@ -141,12 +187,34 @@ class Forwarder:
                 after = exc.after if isinstance(exc, Retryable) else None
                 left = give_up_at - time.monotonic()
                 if left <= 0 or (target.attempts is not None and attempt >= target.attempts):
-                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}") from None
+                    said = f"gave up after {attempt} attempts: {in_words(exc)}"
+                    raise GaveUp(dead_letters.MAX_ATTEMPTS, f"{attempt} attempts; last: {error}", said) from None
                 backoff = target.retry_wait * 2 ** min(attempt - 1, 20)
                 # the last try lands on the deadline rather than giving up early
                 wait = min(after if after is not None else backoff, target.max_retry_wait, left)
                 log.warning("ack_forwarder.retrying", ack_id=ack.ack_id, attempt=attempt, error=error, retry_in=wait)
                 self._wait(wait)
+
+    def _check_problem(self, ack: AckMessage) -> None:
+        """Raise `NotForwarded` unless the button's problem is still the core's and unacknowledged (or
+        the core cannot tell). Acks that name no problem are not checked."""
+        binding = Binding.of(ack.problem_id, ack.problem_since)
+        if not binding.known:
+            return
+        try:
+            state = self.target.problem_state(ack.host_id, ack.service_id)
+        except Exception:  # the contract says it never raises; a bug must not cost the ack
+            log.exception("ack_forwarder.problem_check_failed", ack_id=ack.ack_id)
+            return
+        verdict = judge(binding, state)
+        if verdict not in (Verdict.CURRENT, Verdict.UNKNOWN):
+            raise NotForwarded(verdict)
+
+    def _release_claim(self, ack: AckMessage) -> None:
+        if self._used_buttons is None:
+            self._used_buttons = UsedButtons(self.settings.state_store)
+        key = claim_key(ack.host_id, ack.service_id, ack.problem_id, ack.event_id)
+        self._used_buttons.release(key, ack.ack_id)
 
     def _wait(self, seconds: float) -> None:
         """Wait between tries with the heartbeats flowing; SIGTERM hands the ack back to the queue."""
@@ -186,6 +254,7 @@ def _parse(body: bytes) -> AckMessage:
     try:
         return parse_ack(body)
     except UnsupportedSchema as exc:
-        raise GaveUp(dead_letters.UNSUPPORTED_SCHEMA, str(exc)) from None
+        raise GaveUp(dead_letters.UNSUPPORTED_SCHEMA, str(exc), "its message is of an unsupported version") from None
     except ValidationError as exc:
-        raise GaveUp(dead_letters.INVALID, f"not an alertq.ack/1: {exc.error_count()} errors") from None
+        error = f"not an alertq.ack/1: {exc.error_count()} errors"
+        raise GaveUp(dead_letters.INVALID, error, "its message is not valid") from None

@@ -15,11 +15,19 @@ _ERROR = {
 }
 
 _REFUSALS: dict[str, Any] = {
-    "400": {**_ERROR, "description": "Malformed request; nothing was queued."},
-    "401": {**_ERROR, "description": "Bad, tampered or expired token (or Slack signature); nothing was queued."},
+    "400": {**_ERROR, "description": "Malformed request, or a user name that names nobody; nothing was queued."},
+    "401": {
+        **_ERROR,
+        "description": "Bad, tampered, re-encoded, expired or retired (v1) token (or Slack signature); nothing was "
+        "queued.",
+    },
     "403": {**_ERROR, "description": "The chat user is not in ack_listener.allowed_users; nothing was queued."},
     "413": {**_ERROR, "description": "Body larger than ack_listener.body_limit; nothing was queued."},
-    "503": {**_ERROR, "description": "The broker did not confirm, or a needed secret is not set; nothing was queued."},
+    "503": {
+        **_ERROR,
+        "description": "The broker did not confirm, the state store failed, or a needed secret is not set; nothing "
+        "was queued.",
+    },
 }
 
 OPENAPI: dict[str, Any] = {
@@ -57,7 +65,9 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     "200": {
-                        "description": "Queued; the update replaces the post and removes its buttons.",
+                        "description": "Queued; the update replaces the post and removes its buttons. Or nothing "
+                        "queued, said in ephemeral_text: already acknowledged (the update shows by whom), the "
+                        "button is for an earlier problem, or the problem has recovered.",
                         "content": {
                             "application/json": {
                                 "schema": {
@@ -66,7 +76,8 @@ OPENAPI: dict[str, Any] = {
                                         "update": {
                                             "type": "object",
                                             "properties": {"message": {"type": "string"}, "props": {"type": "object"}},
-                                        }
+                                        },
+                                        "ephemeral_text": {"type": "string"},
                                     },
                                 }
                             }
@@ -107,7 +118,11 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "200": {"description": "Queued; the message is replaced through response_url afterwards."},
+                    "200": {
+                        "description": "Queued; the message is replaced through response_url afterwards. Or nothing "
+                        "queued (already acknowledged, earlier problem, recovered): the clicker is told so through "
+                        "response_url."
+                    },
                     **_REFUSALS,
                 },
             }

@@ -23,8 +23,9 @@ EXIT_USAGE = 2
 
 
 def _say(level: str, text: str) -> None:
-    # One line, always: the core logs stderr and a multi-line message is hard to grep.
-    sys.stderr.write(f"alertq-enqueue: {level}: {' '.join(text.split())}\n")
+    # One line, always: the core logs stderr and a multi-line message is hard to grep. Valid text only,
+    # whatever stderr's encoding is set to accept.
+    sys.stderr.write(f"alertq-enqueue: {level}: {cli_flags.text(' '.join(text.split()))}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         if parsed is None:
             sys.stdout.write(cli_flags.HELP)
             return EXIT_OK
-        events = event_builder.build_events(parsed, stdin=sys.stdin.buffer if sys.stdin else None)
-        config = liteconfig.LiteConfig(parsed.get("config"))
-        spool_dir = parsed.get("spool_dir") or config.spool_dir()
+        warnings: list[str] = []
+        events = event_builder.build_events(parsed, sys.stdin.buffer if sys.stdin else None, warnings)
+        # Paths as given: bytes that are not UTF-8 still name the file.
+        config = liteconfig.LiteConfig(parsed.raw("config"))
+        spool_dir = parsed.raw("spool_dir") or config.spool_dir()
     except (cli_flags.UsageError, liteconfig.ConfigError) as exc:
         _say("error", str(exc))
         return EXIT_USAGE
+    for warning in warnings:
+        _say("warning", warning)
 
     stored: list[tuple[str | None, dict[str, object], bytes]] = []
     spool_error: OSError | None = None

@@ -1,9 +1,9 @@
 """`alertq.ack/1`: one acknowledgement clicked in chat, on its way from the ack listener to the core.
 
-The listener builds it from what the signed button token says (host, service, event) and who clicked;
-the forwarder hands it to the configured target. `reply` says where the chat can be told how it went
-(Slack: the click's `response_url`; Mattermost: the channel the post was in), so a failed ack is never
-silent.
+The listener builds it from what the signed button token says (host, service, event, the problem it
+was issued for) and who clicked; the forwarder hands it to the configured target. `reply` says where
+the chat can be told how it went (Slack: the click's `response_url`; Mattermost: the channel the post
+was in), so a failed ack is never silent.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class AckMessage(BaseModel):
     host_id: str = Field(min_length=1)
     service_id: str | None
     event_id: str = Field(min_length=1, description="The alert event whose button was clicked.")
+    # The problem the button was issued for (from its token): the forwarder acknowledges only while it is
+    # still the core's current problem. Absent in acks from before binding: no check.
+    problem_id: str | None = Field(None, description="The core's problem id the button was issued for.")
+    problem_since: AwareDatetime | None = Field(None, description="When that problem's incident began.")
     sticky: bool = True
     notify: bool = True
     persistent: bool = True

@@ -49,6 +49,12 @@ class AckListenerSettings(_Section):
         description="Seconds a client has to send a whole request (headers and body) from the moment the "
         "connection is open or the previous answer was sent; a slower one gets 408 and is disconnected.",
     )
+    problem_check_timeout: float = Field(
+        0.5,
+        gt=0,
+        description="Seconds to ask the core ([ack_target]) whether a button's problem is still the current one; "
+        "slower: the forwarder asks before it acknowledges.",
+    )
 
 
 class AckTargetSettings(_Section):

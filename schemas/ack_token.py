@@ -1,32 +1,40 @@
 """Signed tokens in chat "Acknowledge" buttons: made by the channels, verified by the ack listener.
 
-A token names the incident (host id, service id or none) and the event it was sent with, plus an
-expiry, and carries an HMAC-SHA256 over exactly those bytes. It is self-contained: the listener
-trusts only what the token says, never the rest of the button's context, which a chat server (or
-anyone who can post to the listener) could alter. Pure functions, no I/O: the clock is a parameter.
+A token names the object (host id, service id or none), the problem it was issued for (the core's
+problem id when the event carried one, and the incident's start), the event it was sent with, and an
+expiry, and carries an HMAC-SHA256 over exactly those bytes. It is self-contained: the listener trusts
+only what the token says, never the rest of the button's context, which a chat server (or anyone who
+can post to the listener) could alter. Pure functions, no I/O: the clock is a parameter.
 
-Format: `v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(secret, "v1." + claims segment))>`.
+Format: `v2.<base64url(JSON claims)>.<base64url(HMAC-SHA256(secret, "v2." + claims segment))>`, both
+segments canonical base64url without padding. Each token string has exactly one accepted spelling:
+re-encodings of the same bytes (padding, spare bits, other alphabets, stray characters) are refused.
+`v1` tokens named no problem, so a button could outlive its problem and acknowledge a later one; they
+are refused with a message that says so.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from schemas.alert import AlertEvent
     from schemas.channels import AckSettings
 
-VERSION = "v1"
+VERSION = "v2"
+RETIRED_VERSIONS = ("v1",)
+SIGNATURE_BYTES = 32  # HMAC-SHA256
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class InvalidToken(Exception):
-    """Malformed, forged (wrong secret, altered) or expired. The message never contains the secret."""
+    """Malformed, forged (wrong secret, altered), retired or expired. The message never contains the secret."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,11 @@ class AckClaims:
     service_id: str | None
     event_id: str
     expires_at: int
+    # The problem the button was issued for: the core's problem id ($SERVICEPROBLEMID$ /
+    # $HOSTPROBLEMID$) when the event carried one, and when the incident began (epoch seconds, from
+    # the PROBLEM event's time). None: not known when the token was made.
+    problem_id: str | None = None
+    problem_since: int | None = None
 
     @property
     def kind(self) -> str:
@@ -42,26 +55,32 @@ class AckClaims:
 
 
 def make_token(secret: str | bytes, claims: AckClaims) -> str:
-    body = json.dumps(
-        {"h": claims.host_id, "s": claims.service_id, "e": claims.event_id, "x": claims.expires_at},
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()  # ASCII-escaped: any id, even one with a lone surrogate, makes a token
-    signed = f"{VERSION}.{_b64(body)}"
+    signed = f"{VERSION}.{_b64(_claims_json(claims))}"
     return f"{signed}.{_b64(_mac(secret, signed))}"
 
 
 def sign_incident(
-    secret: str | bytes, *, host_id: str, service_id: str | None, event_id: str, now: float, ttl: int
+    secret: str | bytes,
+    *,
+    host_id: str,
+    service_id: str | None,
+    event_id: str,
+    now: float,
+    ttl: int,
+    problem_id: str | None = None,
+    problem_since: float | None = None,
 ) -> str:
-    """The token for acknowledging this incident until `now + ttl` seconds."""
-    return make_token(secret, AckClaims(host_id, service_id, event_id, int(now) + ttl))
+    """The token for acknowledging this incident's problem until `now + ttl` seconds."""
+    since = None if problem_since is None else int(problem_since)
+    return make_token(secret, AckClaims(host_id, service_id, event_id, int(now) + ttl, problem_id, since))
 
 
 def token_for(event: AlertEvent, ack: AckSettings, *, now: float) -> str:
-    """The Acknowledge button's token for this event's incident, signed with the `[ack]` settings."""
+    """The Acknowledge button's token for this event's problem, signed with the `[ack]` settings."""
     if ack.signing_secret is None:
         raise ValueError("ack.signing_secret is not set")
+    # An escalation step retells the PROBLEM later: the incident began at `since`, not at the step.
+    began = event.escalation.since if event.escalation is not None and event.escalation.since else event.created_at
     return sign_incident(
         ack.signing_secret.get_secret_value(),
         host_id=event.host.id,
@@ -69,35 +88,68 @@ def token_for(event: AlertEvent, ack: AckSettings, *, now: float) -> str:
         event_id=event.event_id,
         now=now,
         ttl=ack.token_ttl,
+        problem_id=problem_id_of(event.problem_id),
+        problem_since=began.timestamp(),
     )
+
+
+def problem_id_of(value: str | None) -> str | None:
+    """The core's problem id, or None: Nagios passes 0 (and an unset macro nothing) when there is no problem."""
+    if value is None or value.strip() in ("", "0"):
+        return None
+    return value.strip()
 
 
 def verify_token(secret: str | bytes, token: str, *, now: float) -> AckClaims:
     """The claims of a genuine, unexpired token; else `InvalidToken` saying why."""
     parts = token.split(".")
+    if len(parts) == 3 and parts[0] in RETIRED_VERSIONS:
+        raise InvalidToken(
+            f"the button comes from an older alertq (token format {parts[0]}, not bound to one problem);"
+            " acknowledge in the monitoring core"
+        )
     if len(parts) != 3 or parts[0] != VERSION:
         raise InvalidToken("malformed token")
-    signed, signature = f"{parts[0]}.{parts[1]}", parts[2]
+    signed = f"{parts[0]}.{parts[1]}"
     try:
-        given = _unb64(signature)
+        given = _unb64(parts[2])
+        body = _unb64(parts[1])
     except ValueError:
         raise InvalidToken("malformed token") from None
     # compare_digest: a forger learns nothing from how long the comparison took.
-    if not hmac.compare_digest(given, _mac(secret, signed)):
+    if len(given) != SIGNATURE_BYTES or not hmac.compare_digest(given, _mac(secret, signed)):
         raise InvalidToken("bad signature")
     try:
-        raw = json.loads(_unb64(parts[1]))
+        raw = json.loads(body)
         claims = AckClaims(
             host_id=_text(raw["h"]),
-            service_id=None if raw["s"] is None else _text(raw["s"]),
+            service_id=_optional_text(raw["s"]),
             event_id=_text(raw["e"]),
-            expires_at=int(raw["x"]),
+            expires_at=_integer(raw["x"]),
+            problem_id=_optional_text(raw["p"]),
+            problem_since=None if raw["t"] is None else _integer(raw["t"]),
         )
+        # Only one byte string per claims: what was signed is what this module writes.
+        if _claims_json(claims) != body:
+            raise ValueError("not the canonical claims")
     except (ValueError, KeyError, TypeError):
         raise InvalidToken("malformed token") from None
     if now >= claims.expires_at:
         raise InvalidToken("token expired")
     return claims
+
+
+def _claims_json(claims: AckClaims) -> bytes:
+    fields: dict[str, Any] = {
+        "h": claims.host_id,
+        "s": claims.service_id,
+        "e": claims.event_id,
+        "x": claims.expires_at,
+        "p": claims.problem_id,
+        "t": claims.problem_since,
+    }
+    # ASCII-escaped: any id, even one with a lone surrogate, makes a token.
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
 
 
 def _mac(secret: str | bytes, signed: str) -> bytes:
@@ -110,13 +162,27 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not base64url") from exc
+    """Strict base64url: the alphabet only, no padding, and the canonical spelling of its bytes (the
+    spare bits of the last character zero), so no two strings decode to the same bytes."""
+    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a non-empty string")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("expected an integer")
     return value

@@ -246,7 +246,8 @@ class Settings(BaseSettings):
     )
     state_store: StateStoreUrl = Field(
         "sqlite:///var/alertq.db",
-        description="The escalator's incident store: `sqlite:///path` or `postgresql://user@host/db`.",
+        description="The state store (escalator incidents, the ack listener's used buttons): `sqlite:///path` or "
+        "`postgresql://user@host/db` (shared by escalators or ack listeners on several hosts).",
     )
 
     @model_validator(mode="after")

@@ -77,7 +77,7 @@ def own_conversations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for alertq subprocesses: this test's broker and spool, JSON logs, no config file."""
+    """Environment for alertq subprocesses: this test's broker, spool and state store, JSON logs, no config file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTQ_")}
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -87,6 +87,8 @@ def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
         ALERTQ_LOG__FORMAT="json",
         ALERTQ_LOG__LEVEL="debug",
         ALERTQ_CONFIG=str(tmp_path / "alertq.toml"),
+        # This test's own state store: the default (./var) would be shared by every test and checkout.
+        ALERTQ_STATE_STORE=f"sqlite:///{tmp_path}/alertq.db",
     )
     (tmp_path / "alertq.toml").write_text("# this test's settings come from the environment\n")
     return env

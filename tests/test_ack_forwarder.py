@@ -360,3 +360,26 @@ def test_a_target_down_past_give_up_after_dead_letters_the_ack_and_says_so(
     assert f"{len(tries)} attempts; last: " in dead.headers[names.HEADER_LAST_ERROR]
     [told] = [r for r, _ in httpserver.log if r.path == "/slack/response"]
     assert "did NOT reach" in told.get_json()["text"]
+
+
+def test_a_failed_ack_tells_the_chat_why_in_words_and_keeps_paths_for_the_log(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "rw" / "missing.cmd"  # the core is not running: no command file
+    httpserver.expect_request("/slack/response", method="POST").respond_with_data("ok")
+    ack = ack_message(reply=Reply(response_url=httpserver.url_for("/slack/response")))
+
+    target = {"kind": "nagios", "command_file": str(missing), "attempts": "2", "retry_wait": "0.1"}
+    with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
+        publish(amqp_url, ack)
+        [dead] = amqp.take(amqp_url, names.DEAD_QUEUE, count=1, timeout=60)
+        wait_for_line(forwarder, "ack_forwarder.chat_told")
+
+    [told] = [r.get_json()["text"] for r, _ in httpserver.log if r.path == "/slack/response"]
+    assert "did NOT reach the monitoring core" in told
+    assert "gave up after 2 attempts: the monitoring core's command file is missing (is the core running?)" in told
+    assert "/" not in told.replace("host-uuid-1/svc-uuid-1", "")  # no path of this machine
+    assert "missing.cmd" not in told and str(tmp_path) not in told
+    # The operator still learns where: the dead letter and the log keep the detail.
+    assert str(missing) in dead.headers[names.HEADER_LAST_ERROR]
+    assert str(missing) in forwarder.log_text()

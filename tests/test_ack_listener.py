@@ -204,11 +204,91 @@ def test_the_listener_publishes_again_after_a_broker_restart(
 ) -> None:
     env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url}
     with ack_listener(env, tmp_path / "listener.log", free_port()) as running:
-        click = mattermost_click("jdoe", token())
-        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 200
+        first, second = mattermost_click("jdoe", token(host="web01")), mattermost_click("jdoe", token(host="web02"))
+        assert requests.post(f"{running.url}/mattermost/actions", json=first, timeout=10).status_code == 200
         private_node.stop()
-        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 503
+        assert requests.post(f"{running.url}/mattermost/actions", json=second, timeout=10).status_code == 503
         private_node.start()
-        assert requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10).status_code == 200
+        # The click that could not be queued was not used up: clicked again, it goes through.
+        assert requests.post(f"{running.url}/mattermost/actions", json=second, timeout=10).status_code == 200
     acks = amqp.take(private_node.url, names.ACKS_QUEUE, count=2, timeout=30)
     assert [AckMessage.model_validate_json(m.body).chat_user for m in acks] == ["jdoe", "jdoe"]
+
+
+def _respelled(token_text: str) -> list[str]:
+    """The same signature bytes (or nearly) spelled otherwise: what a lenient base64 decoder accepts."""
+    version, body, signature = token_text.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare_bit = alphabet[alphabet.index(signature[-1]) ^ 1]  # 43 characters for 32 bytes: 2 spare bits
+    standard = signature.replace("-", "+").replace("_", "/")
+    spellings = [
+        signature[:-1] + spare_bit,
+        signature + "==",
+        signature[:10] + "*" + signature[10:],
+        signature[:10] + "%" + signature[10:],
+        signature + "=" + "A",
+    ]
+    if standard != signature:
+        spellings.append(standard)
+    return [f"{version}.{body}.{spelling}" for spelling in spellings]
+
+
+def test_re_encoded_tokens_are_refused_401_and_queue_nothing(listener: Running, amqp_url: str) -> None:
+    mm = f"{listener.url}/mattermost/actions"
+    tried = 0
+    for event in range(50):  # until one signature has both - and _ (its standard spelling has + and /)
+        good = sign_incident(
+            SIGNING_SECRET, host_id="web01", service_id="disk", event_id=f"evt-{event}", now=time.time(), ttl=600
+        )
+        for spelling in _respelled(good):
+            answer = requests.post(mm, json=mattermost_click("jdoe", spelling), timeout=10)
+            assert answer.status_code == 401, f"{spelling}: {answer.status_code} {answer.text}"
+            assert answer.json()["error"] == "the button's token is not valid (malformed token)"
+            tried += 1
+        if "-" in good.split(".")[2] and "_" in good.split(".")[2]:
+            break
+    assert tried >= 6
+    assert amqp.depth(amqp_url, names.ACKS_QUEUE) == 0
+
+
+def test_a_button_made_before_problem_binding_is_refused_with_a_reason(listener: Running, amqp_url: str) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    # The v1 format, genuinely signed: host, service, event, expiry and nothing about the problem.
+    claims = b64(json.dumps({"e": "evt-1", "h": "web01", "s": "disk", "x": int(time.time()) + 600}).encode())
+    v1 = f"v1.{claims}.{b64(hmac.new(SIGNING_SECRET.encode(), f'v1.{claims}'.encode(), hashlib.sha256).digest())}"
+
+    answer = requests.post(f"{listener.url}/mattermost/actions", json=mattermost_click("jdoe", v1), timeout=10)
+
+    assert answer.status_code == 401
+    assert "older alertq (token format v1, not bound to one problem)" in answer.json()["error"]
+    assert amqp.depth(amqp_url, names.ACKS_QUEUE) == 0
+    assert "Traceback" not in listener.log_text()
+
+
+def test_a_user_name_that_names_nobody_is_refused_not_acknowledged_anonymously(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, tmp_path: Path
+) -> None:
+    # No allow-list (the default): anyone who sees the button may click, so only this check stands
+    # between such a name and an acknowledgement with an empty author.
+    log = tmp_path / "listener.log"
+    with ack_listener(alertq_env, log, free_port(), slack_signing_secret=SLACK_SECRET) as running:
+        for user in (";;;", "   ", "; ;\n;", "\t\r\n", "\u200b\u00a0", ";\x00;"):
+            click = mattermost_click(user, token(host=f"web-{user.encode().hex()}"))
+            mm = requests.post(f"{running.url}/mattermost/actions", json=click, timeout=10)
+            body = slack_form(user, token(host=f"web-{user.encode().hex()}"))
+            slack = requests.post(f"{running.url}/slack/actions", data=body, headers=slack_headers(body), timeout=10)
+
+            assert (mm.status_code, slack.status_code) == (400, 400), f"{user!r}: {mm.text} {slack.text}"
+            assert mm.json()["error"].startswith("user_name is empty once ';', line breaks and blanks are taken out")
+            assert slack.json()["error"].startswith("payload.user.username is empty once")
+        # A name with something left in it is still taken.
+        fine = requests.post(f"{running.url}/mattermost/actions", json=mattermost_click(";jdoe;", token()), timeout=10)
+        assert fine.status_code == 200, fine.text
+    [message] = amqp.take(amqp_url, names.ACKS_QUEUE, count=1, timeout=10)
+    assert AckMessage.model_validate_json(message.body).chat_user == ";jdoe;"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,12 @@ header_text = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, excl
 
 
 def genuine_token(service: bool = True) -> str:
+    # A button of its own each time: a second click of one button is answered without queueing again.
     return sign_incident(
         SIGNING_SECRET,
         host_id="web01",
         service_id="disk" if service else None,
-        event_id="e-fuzz",
+        event_id=f"e-fuzz-{uuid.uuid4()}",
         now=time.time(),
         ttl=3600,
     )

@@ -533,6 +533,10 @@ def test_the_openitcockpit_doc_has_a_host_and_a_service_command_per_channel() ->
     assert commands["mattermost"]["service"].startswith(MATTERMOST_SERVICE_ARGS)
     assert commands["slack"]["host"].startswith(SLACK_HOST_ARGS)
     assert commands["slack"]["service"].startswith(SLACK_SERVICE_ARGS)
+    # Every command passes the core's problem id, the one of its kind.
+    for kinds in commands.values():
+        assert '--problem-id "$HOSTPROBLEMID$"' in kinds["host"]
+        assert '--problem-id "$SERVICEPROBLEMID$"' in kinds["service"]
 
 
 @pytest.mark.nagios
@@ -559,6 +563,8 @@ def test_the_documented_notification_commands_run_by_a_real_core_queue_complete_
     assert event["output"] == "--- DISK CRITICAL - free space: / 120 MB (1%)"
     assert (event["host"]["display_name"], event["service"]["display_name"]) == ("web01.example.org", "Disk /")
     assert event["contact"]["name"] == "oncall" and event["notification_number"] == 1
+    assert event["problem_id"] is not None and event["problem_id"].isdigit(), "the core's $SERVICEPROBLEMID$"
+    service_problem_id = event["problem_id"]
     if channel == "email":
         assert event["contact"]["email"] == "oncall@example.org"
     if channel == "webhook":
@@ -569,6 +575,8 @@ def test_the_documented_notification_commands_run_by_a_real_core_queue_complete_
     event = json.loads(message.body)
     assert (event["kind"], event["state"], event["host"]["display_name"]) == ("host", 1, "web01.example.org")
     assert event["output"] == "PING CRITICAL - Packet loss = 100%"
+    assert event["problem_id"] is not None and event["problem_id"].isdigit(), "the core's $HOSTPROBLEMID$"
+    assert event["problem_id"] != service_problem_id
 
 
 # ---- the operations guide -----------------------------------------------------------------------------

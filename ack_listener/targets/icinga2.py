@@ -1,9 +1,10 @@
 """Icinga 2 API: `POST /v1/actions/acknowledge-problem` with a filter and its variables (never names
 pasted into the filter text), basic auth, TLS against the configured CA bundle.
 
-Whether a problem is still unacknowledged: `/v1/objects/{hosts,services}` with the same filter (a POST
-with `X-HTTP-Method-Override: GET`, the API's way to put `filter_vars` in a body) for `state`,
-`acknowledgement` and `last_check_result`; never checked (pending), no match or no answer → None."""
+The object's state: `/v1/objects/{hosts,services}` with the same filter (a POST with
+`X-HTTP-Method-Override: GET`, the API's way to put `filter_vars` in a body) for `state`,
+`acknowledgement`, `last_check_result` and `last_state_ok` (`last_state_up` for a host); never
+checked (pending), no match or no answer → None. Icinga 2 keeps no problem ids."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import structlog
 import urllib3
 
-from ack_listener.targets.base import Target, http_settings
+from ack_listener.targets.base import ProblemState, Target, http_settings
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
 from workers.channels.base import Permanent, Retryable
@@ -21,6 +22,7 @@ from workers.http import HttpClient, classify
 PATH = "/v1/actions/acknowledge-problem"
 OBJECTS_PATH = "/v1/objects/"
 STATE_ATTRS = ["state", "acknowledgement", "last_check_result"]
+LAST_OK = {"hosts": "last_state_up", "services": "last_state_ok"}
 
 log = structlog.get_logger("alertq.ack_target.icinga2")
 
@@ -58,9 +60,9 @@ class Icinga2(Target):
     def acknowledge(self, ack: AckMessage) -> None:
         classify(self.http.post_json(self.url, body(ack)))
 
-    def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
+    def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None:
         kind = "hosts" if service_id is None else "services"
-        query = {**object_filter(host_id, service_id), "attrs": STATE_ATTRS}
+        query = {**object_filter(host_id, service_id), "attrs": [*STATE_ATTRS, LAST_OK[kind]]}
         headers = {"X-HTTP-Method-Override": "GET"}
         try:
             response = self.http.post_json(self.base_url + OBJECTS_PATH + kind, query, headers)
@@ -77,7 +79,12 @@ class Icinga2(Target):
         state, acknowledgement = attrs.get("state"), attrs.get("acknowledgement")
         if attrs.get("last_check_result") is None or state is None or acknowledgement is None:
             return None  # pending: the core has no state for it yet
-        return bool(state != 0 and acknowledgement == 0)
+        last_ok = attrs.get(LAST_OK[kind])
+        return ProblemState(
+            state=int(state),
+            acknowledged=acknowledgement != 0,
+            last_ok=float(last_ok) if isinstance(last_ok, int | float) and last_ok > 0 else None,
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -5,9 +5,10 @@ service), or the `_EXPIRE` variant with the end time before the author. `;` woul
 and a newline a new command, so both are replaced in author and comment. One write, below PIPE_BUF,
 so lines of concurrent writers never interleave. No reader on the FIFO (core stopped) → retryable.
 
-Whether a problem is still unacknowledged comes from the core's status.dat (`status_file`):
-`current_state != 0 and problem_has_been_acknowledged == 0`; no file, no such object, or a file older
-than `status_max_age` seconds (the core stopped writing it) → None (unknown).
+The object's state comes from the core's status.dat (`status_file`): `current_state`,
+`problem_has_been_acknowledged`, `current_problem_id` and `last_time_ok` (`last_time_up` for a host);
+no file, no such object, or a file older than `status_max_age` seconds (the core stopped writing it)
+→ None (unknown).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import time
 import structlog
 
 from ack_listener.targets import status_dat
-from ack_listener.targets.base import Permanent, Retryable, Target
+from ack_listener.targets.base import CorePermanent, CoreRetryable, ProblemState, Target
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
+from schemas.ack_token import problem_id_of
 
 log = structlog.get_logger("alertq.ack_target.nagios")
 
@@ -67,30 +69,45 @@ class NagiosCommandFile(Target):
         line = command_line(ack, now=time.time(), use_expire=self.use_expire, expire_after=self.expire_after)
         data = line.encode("utf-8", errors="replace")
         if len(data) >= PIPE_BUF:
-            raise Permanent(f"command line of {len(data)} bytes does not fit one atomic write")
+            raise CorePermanent(
+                f"command line of {len(data)} bytes does not fit one atomic write",
+                "the acknowledgement is too long for the monitoring core's command file",
+            )
         try:
             # O_NONBLOCK: with no core reading, open fails at once (ENXIO) instead of hanging the forwarder.
             fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND)
         except FileNotFoundError:
-            raise Retryable(f"command file {self.path} does not exist (core not running?)") from None
+            raise CoreRetryable(
+                f"command file {self.path} does not exist (core not running?)",
+                "the monitoring core's command file is missing (is the core running?)",
+            ) from None
         except OSError as exc:
             if exc.errno == errno.ENXIO:
-                raise Retryable(f"no core reads {self.path}") from None
-            raise Retryable(f"cannot open {self.path}: {exc.strerror}") from None
+                raise CoreRetryable(
+                    f"no core reads {self.path}", "the monitoring core is not reading its command file (is it running?)"
+                ) from None
+            raise CoreRetryable(
+                f"cannot open {self.path}: {exc.strerror}", "the monitoring core's command file cannot be opened"
+            ) from None
         try:
             written = os.write(fd, data)
         except OSError as exc:
-            raise Retryable(f"cannot write {self.path}: {exc.strerror}") from None
+            raise CoreRetryable(
+                f"cannot write {self.path}: {exc.strerror}", "the monitoring core's command file cannot be written"
+            ) from None
         finally:
             os.close(fd)
         if written != len(data):
-            raise Retryable(f"short write to {self.path}")
+            raise CoreRetryable(
+                f"short write to {self.path}", "the monitoring core's command file took only part of the command"
+            )
 
-    def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
+    def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None:
         if self.status_file is None:
             return None
         try:
-            if time.time() - self.status_file.stat().st_mtime > self.status_max_age:
+            modified = self.status_file.stat().st_mtime
+            if time.time() - modified > self.status_max_age:
                 log.warning("ack_target.status_stale", status_file=str(self.status_file))
                 return None
             fields = status_dat.find(self.status_file, host_id, service_id)
@@ -104,4 +121,11 @@ class NagiosCommandFile(Target):
             acknowledged = int(fields["problem_has_been_acknowledged"])
         except (KeyError, ValueError):
             return None
-        return state != 0 and acknowledged == 0
+        last_ok = fields.get("last_time_ok" if service_id is not None else "last_time_up", "")
+        return ProblemState(
+            state=state,
+            acknowledged=acknowledged != 0,
+            problem_id=problem_id_of(fields.get("current_problem_id")),
+            last_ok=float(last_ok) if last_ok.isdigit() and int(last_ok) > 0 else None,
+            as_of=modified,
+        )

@@ -4,12 +4,14 @@ Body: a JSON array of one command, `submitHoststateAck` (hostUuid, hostAckType) 
 `submitServicestateAck` (hostUuid, serviceUuid); sticky 2 keeps the ack until recovery. It answers
 200 before the core has run the command, so 2xx is all this can know.
 
-Whether a problem is still unacknowledged: the index API the UI lists objects with,
+The object's state: the index API the UI lists objects with,
 `GET /services/index.json?angular=true&filter[Services.uuid]=<uuid>` → `all_services[0].Servicestatus`
 (`GET /hosts/index.json?angular=true&filter[Hosts.uuid]=<uuid>` → `all_hosts[0].Hoststatus`), whose
-`currentState` and `problemHasBeenAcknowledged` are the core's; `isInMonitoring` false (no state yet),
-no match or no answer → None. (Shape from openITCOCKPIT's ServicesController/HostsController index and
-Servicestatus::toArray; not verified against a running openITCOCKPIT.)
+`currentState`, `problemHasBeenAcknowledged` and (services) `last_time_ok` are the core's;
+`isInMonitoring` false (no state yet), no match or no answer → None. `last_time_ok` counts only as
+epoch seconds (a user's time format, which the API may apply, is not read). (Shape from
+openITCOCKPIT's ServicesController/HostsController index and Servicestatus::toArray; not verified
+against a running openITCOCKPIT.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ack_listener.targets.base import Target, http_settings
+from ack_listener.targets.base import ProblemState, Target, http_settings
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckTargetSettings
 from workers.channels.base import Permanent, Retryable
@@ -53,7 +55,7 @@ class OpenItcockpit(Target):
     def acknowledge(self, ack: AckMessage) -> None:
         classify(self.http.post_json(self.url, [command(ack, self.host_ack_type)]))
 
-    def still_unacknowledged_problem(self, host_id: str, service_id: str | None) -> bool | None:
+    def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None:
         if service_id is None:
             path, params, listing, status = HOSTS_INDEX, {"filter[Hosts.uuid]": host_id}, "all_hosts", "Hoststatus"
         else:
@@ -66,13 +68,15 @@ class OpenItcockpit(Target):
             if len(found) != 1:
                 return None
             state = found[0][status]
-        except (Retryable, Permanent, ValueError, KeyError, TypeError, IndexError) as exc:
+            current, acknowledged = state.get("currentState"), state.get("problemHasBeenAcknowledged")
+        except (Retryable, Permanent, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             log.warning("ack_target.state_unknown", host_id=host_id, service_id=service_id, error=str(exc))
             return None
-        current, acknowledged = state.get("currentState"), state.get("problemHasBeenAcknowledged")
-        if not state.get("isInMonitoring", True) or current is None or acknowledged is None:
+        if not state.get("isInMonitoring", True) or not isinstance(current, int) or acknowledged is None:
             return None
-        return bool(current != 0 and not acknowledged)
+        last_ok = state.get("last_time_ok")
+        epoch = isinstance(last_ok, int) and not isinstance(last_ok, bool) and last_ok > 0
+        return ProblemState(state=current, acknowledged=bool(acknowledged), last_ok=float(last_ok) if epoch else None)
 
     def close(self) -> None:
         self.http.close()

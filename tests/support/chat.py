@@ -14,16 +14,17 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from schemas.ack_token import AckClaims, verify_token
+from schemas.ack_token import AckClaims, problem_id_of, verify_token
 from schemas.alert import AlertEvent
 
-TOKEN = re.compile(r"^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+TOKEN = re.compile(r"^v2\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 SIGNING_SECRET = "golden-signing-secret-0123456789"
 
 
 def normalise_tokens(payload: Any, event: AlertEvent, ttl: int) -> tuple[Any, int]:
     """Replace every signed token with "<signed token>", after checking that it is genuine, names this
-    event's incident and expires `ttl` seconds from now. Returns the payload and how many there were."""
+    event's incident and problem and expires `ttl` seconds from now. Returns the payload and how many
+    there were."""
     found = 0
 
     def walk(value: Any) -> Any:
@@ -33,12 +34,15 @@ def normalise_tokens(payload: Any, event: AlertEvent, ttl: int) -> tuple[Any, in
         if isinstance(value, list):
             return [walk(v) for v in value]
         if isinstance(value, str) and TOKEN.match(value):
+            began = event.escalation.since if event.escalation and event.escalation.since else event.created_at
             claims = verify_token(SIGNING_SECRET, value, now=time.time())
             assert claims == AckClaims(
                 host_id=event.host.id,
                 service_id=None if event.service is None else event.service.id,
                 event_id=event.event_id,
                 expires_at=claims.expires_at,
+                problem_id=problem_id_of(event.problem_id),
+                problem_since=int(began.timestamp()),
             )
             assert abs(claims.expires_at - (time.time() + ttl)) < 120
             found += 1

@@ -9,6 +9,9 @@ delivers twice, or one that arrives after an acknowledgement, sends nothing. A c
 is found by `step_unsent`, so the redelivered timer sends it after all (never lost, at most repeated
 when the crash fell between the broker's confirm and `mark_sent`).
 
+The ack listener keeps its claims here too (`ack_claims`, see `claim_ack`): one row per problem whose
+Acknowledge button was clicked, so listener replicas sharing the store forward one click of it.
+
 `open_store(url)` picks the backend: `sqlite:///var/alertq.db` (relative), `sqlite:////abs/path.db`,
 `postgresql://user@host/db` (`?schema=NAME` keeps the tables in a schema of their own).
 """
@@ -24,6 +27,17 @@ from typing import Any
 
 from delivery.state_db import Database, PostgresDatabase, SqliteDatabase, postgres_dsn
 from delivery.state_db import sqlite_path as sqlite_path  # alertq status reads the SQLite file's path
+
+
+@dataclass(frozen=True)
+class AckClaim:
+    """Who clicked a problem's button first (`IncidentStore.claim_ack`)."""
+
+    key: str
+    ack_id: str
+    chat_user: str
+    source: str
+    claimed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,36 @@ class IncidentStore(ABC):
         )
         return [_incident(row) for row in rows]
 
+    # -- the ack listener's claims -------------------------------------------------------------------
+
+    def claim_ack(self, claim: AckClaim, expires_at: datetime) -> AckClaim:
+        """Record `claim` unless its key is claimed already; the claim that holds the key either way
+        (`claim` itself when this call took it). The key is kept until `expires_at`, extended by a later
+        claim attempt of a longer-lived button."""
+        # One statement: two listeners claiming at once are serialised on the primary key; the loser's
+        # DO UPDATE returns the winner's row (and only ever extends the expiry).
+        [(key, ack_id, chat_user, source, claimed_at)] = self._execute(
+            "INSERT INTO ack_claims (key, ack_id, chat_user, source, claimed_at, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > ack_claims.expires_at "
+            "THEN excluded.expires_at ELSE ack_claims.expires_at END "
+            "RETURNING key, ack_id, chat_user, source, claimed_at",
+            (claim.key, claim.ack_id, claim.chat_user, claim.source, _epoch(claim.claimed_at), _epoch(expires_at)),
+        )
+        claimed = _time(claimed_at)
+        assert claimed is not None
+        return AckClaim(key, ack_id, chat_user, source, claimed)
+
+    def release_ack(self, key: str, ack_id: str) -> bool:
+        """Give up a claim this ack took (its publish or its forward failed); True if there was one."""
+        [changed] = self._execute_counts(("DELETE FROM ack_claims WHERE key = %s AND ack_id = %s", (key, ack_id)))
+        return changed == 1
+
+    def forget_expired_acks(self, now: datetime) -> int:
+        """Drop claims whose buttons have all expired: no valid token can reach them any more."""
+        [changed] = self._execute_counts(("DELETE FROM ack_claims WHERE expires_at < %s", (_epoch(now),)))
+        return changed
+
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS incidents (
@@ -193,6 +237,15 @@ _SCHEMA = (
         sent_at DOUBLE PRECISION,
         PRIMARY KEY (incident_id, step)
     )""",
+    """CREATE TABLE IF NOT EXISTS ack_claims (
+        key TEXT PRIMARY KEY,
+        ack_id TEXT NOT NULL,
+        chat_user TEXT NOT NULL,
+        source TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ack_claims_expiry ON ack_claims (expires_at)",
 )
 
 
