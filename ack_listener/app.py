@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ack_listener import chat_reply, clicks
+from ack_listener.chat_api import ChatApis
 from ack_listener.openapi import OPENAPI
 from ack_listener.problem import Binding, Verdict, judge
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
@@ -96,6 +97,7 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     secret = settings.ack.signing_secret
     used = UsedButtons(settings.state_store)  # opened on the first click
     core = CoreView(settings.ack_target)
+    chats = ChatApis(settings)  # API mode: the chat is told through the workers' API clients
 
     async def mattermost_actions(request: Request) -> Response:
         try:
@@ -106,11 +108,15 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             return _refuse(exc, "mattermost")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "mattermost")
-        if answered.outcome == "acknowledged":
-            return JSONResponse({"update": {"message": answered.text(), "props": {}}})
-        if answered.outcome == "already":
+        if answered.outcome in ("acknowledged", "already"):
+            # API mode: the post as it is (read with the API client), its button removed, the line added;
+            # a webhook post: the line alone.
+            line = chat_reply.acknowledged_text(answered.chat_user)
+            update = await asyncio.to_thread(chats.mattermost_update, click.reply.post_id, line)
+            update = update or {"message": line, "props": {}}
+            if answered.outcome == "acknowledged":
+                return JSONResponse({"update": update})
             # This post may be another of the same problem's: show it acknowledged, without its button.
-            update = {"message": chat_reply.acknowledged_text(answered.chat_user), "props": {}}
             return JSONResponse({"update": update, "ephemeral_text": answered.text()})
         return JSONResponse({"ephemeral_text": answered.text()})
 
@@ -125,7 +131,13 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "slack")
         reply = None
-        if click.reply.response_url:
+        place = click.reply
+        if answered.outcome == "acknowledged" and chats.slack() is not None and place.channel_id and place.message_ts:
+            # API mode: chat.update of the message, its blocks kept without the button.
+            reply = BackgroundTask(
+                chats.slack_acknowledged, place.channel_id, place.message_ts, click.message or {}, answered.text()
+            )
+        elif click.reply.response_url:
             if answered.outcome == "acknowledged":
                 answer: dict[str, Any] = {"replace_original": True, "text": answered.text()}
             else:  # only the clicker needs to know; the channel's message stays as it is

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
+from ack_listener.chat_api import ChatApis
 from delivery.http import HttpClient
 from delivery.outcomes import DeliveryError
 from schemas.ack import AckMessage
@@ -86,6 +87,9 @@ def answer_slack_click(settings: Settings, response_url: str, body: dict[str, An
 
 def tell(settings: Settings, ack: AckMessage, text: str) -> bool:
     """Post `text` into the chat the click came from; True when a chat accepted it."""
+    told = ChatApis(settings).tell(ack, text)  # API mode: a reply in the clicked post's thread
+    if told is not None:
+        return told
     if ack.source == "slack" and ack.reply.response_url:
         url: str | None = ack.reply.response_url
         body: dict[str, Any] = {"response_type": "in_channel", "replace_original": False, "text": text}

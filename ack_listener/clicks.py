@@ -30,6 +30,7 @@ class Click:
     chat_user: str
     token: str
     reply: Reply
+    message: dict[str, Any] | None = None  # Slack: the clicked message as the click shows it (its blocks)
 
 
 def mattermost(body: bytes) -> Click:
@@ -44,7 +45,11 @@ def mattermost(body: bytes) -> Click:
     token = context.get("token")
     if not _is_text(token):
         raise BadClick("context.token is missing or not a string")
-    reply = Reply(channel_name=_optional_text(data, "channel_name"), post_id=_optional_text(data, "post_id"))
+    reply = Reply(
+        channel_name=_optional_text(data, "channel_name"),
+        post_id=_optional_text(data, "post_id"),
+        channel_id=_optional_text(data, "channel_id"),
+    )
     return Click("mattermost", _named(user, "user_name"), token, reply)
 
 
@@ -71,8 +76,15 @@ def slack(body: bytes) -> Click:
     if len(tokens) != 1 or not _is_text(tokens[0]):
         raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
     response_url = data.get("response_url")
-    reply = Reply(response_url=response_url if _is_text(response_url) else None)
-    return Click("slack", _named(name, "payload.user.username"), tokens[0], reply)
+    channel = data.get("channel")
+    message = data.get("message")
+    message = message if isinstance(message, dict) else None
+    reply = Reply(
+        response_url=response_url if _is_text(response_url) else None,
+        channel_id=_optional_text(channel, "id") if isinstance(channel, dict) else None,
+        message_ts=_optional_text(message, "ts") if message is not None else None,
+    )
+    return Click("slack", _named(name, "payload.user.username"), tokens[0], reply, message)
 
 
 def _named(user: str, field: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from schemas.channels import EmailSettings
+from schemas.channels import MATTERMOST_DESTINATION, EmailSettings
 from schemas.settings import Settings
 
 
@@ -47,11 +47,38 @@ def sink_env(settings: Settings, channel: str) -> dict[str, str]:
             # Events without a contact e-mail still show up in the preview instead of failing.
             env[f"{prefix}RECIPIENTS"] = '["ops@alertq.local"]'
         return env
+    if channel in SINK_CHAT_API:
+        return chat_api_env(settings, channel)
     return {f"{prefix}URL": f"{settings.sink.public_url()}/hooks/{channel}/local"}
 
 
+# The chats post to the sink in API mode, so a newcomer sees conversations (a root per incident, its
+# thread, its edits): the sink's emulation takes any token and every channel name.
+SINK_CHAT_API = {
+    "mattermost": ("alertq-dev-token", "alertq/alerts", ""),
+    "slack": ("xoxb-alertq-dev-token", "C0ALERTQ", "/api/"),
+}
+
+
+def chat_api_env(settings: Settings, channel: str) -> dict[str, str]:
+    """A chat channel in API mode against the sink: its API URL, a development token, a channel (the
+    one configured, if it is one API mode can post to)."""
+    token, default_channel, path = SINK_CHAT_API[channel]
+    prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
+    env = {f"{prefix}API_URL": settings.sink.public_url() + path, f"{prefix}BOT_TOKEN": token}
+    configured = getattr(settings.channels.get(channel), "channel", None)
+    usable = configured and (channel == "slack" or MATTERMOST_DESTINATION.match(configured))
+    if not usable:
+        env[f"{prefix}CHANNEL"] = default_channel
+    return env
+
+
 def route_to_sink(settings: Settings, part: Process) -> Process:
-    """Workers of channels with no real endpoint deliver to the sink (see sink_env)."""
+    """Workers of channels with no real endpoint deliver to the sink (see sink_env); the ack listener and
+    forwarder get the same chat API settings, to tell the chat about acknowledgements through the API."""
+    if part.argv[:2] in (["alertq", "ack-listener"], ["alertq", "ack-forwarder"]):
+        chats = {k: v for name in SINK_CHAT_API for k, v in sink_env(settings, name).items()}
+        return replace(part, env={**chats, **part.env})
     if part.argv[:2] != ["alertq", "worker"] or len(part.argv) < 3:
         return part
     return replace(part, env={**sink_env(settings, part.argv[2]), **part.env})

@@ -23,6 +23,8 @@ class Reply(BaseModel):
     response_url: str | None = Field(None, description="Slack: post here to tell the channel (about 30 min, few uses).")
     channel_name: str | None = Field(None, description="Mattermost: the channel the button's post was in.")
     post_id: str | None = Field(None, description="Mattermost: the post whose button was clicked.")
+    channel_id: str | None = Field(None, description="The chat's id of the channel the clicked post is in.")
+    message_ts: str | None = Field(None, description="Slack: the ts of the message whose button was clicked.")
 
 
 class AckMessage(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.incident import incident_key
 from schemas.versioning import SchemaName
 
 ALERT_SCHEMA = "alertq.alert/1"
@@ -109,7 +110,7 @@ class AlertEvent(_Model):
     @property
     def incident_key(self) -> str:
         """host[/service]: what one incident is about, whichever contact or channel told of it."""
-        return self.host.id if self.service is None else f"{self.host.id}/{self.service.id}"
+        return incident_key(self.host.id, None if self.service is None else self.service.id)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -13,9 +13,22 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 
-from schemas.fields import PlainHttpUrl, ProxyUrl, RequiredSecretHttpUrl, SecretHttpUrl, SigningSecret
+from schemas.fields import (
+    BotToken,
+    PlainHttpUrl,
+    ProxyUrl,
+    RequiredSecretHttpUrl,
+    SecretHttpUrl,
+    SigningSecret,
+    StateStoreUrl,
+)
+
+SLACK_API_URL = "https://slack.com/api/"
+# Mattermost destinations in API mode: `team/channel` (the names in the URL) or `@user`.
+MATTERMOST_DESTINATION = re.compile(r"^(?:[^/\s@]+/[^/\s@]+|@[^/\s@]+)$")
 
 # Deliberately plain: one address, no display name, no whitespace or control characters; anything
 # else in an e-mail setting or an event's contact e-mail would be a header-injection attempt or a typo.
@@ -79,6 +92,36 @@ class AckSettings(_Section):
     token_ttl: int = Field(86_400, gt=0, description="Seconds a button stays usable after it was sent.")
 
 
+class ConversationSettings(_Section):
+    """Chat channels in API mode keep one conversation per incident and destination (workers/conversations/)."""
+
+    store: StateStoreUrl = Field(
+        "sqlite:///var/conversations.db",
+        description="Where the conversations are kept (root post per incident, what each event did): "
+        "`sqlite:///path` for workers on one host, `postgresql://user@host/db` for workers on several. "
+        "Webhook mode keeps its dedupe window here too.",
+    )
+    claim_lease: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a worker's claim to post a root (or an edit) holds; a claim older than this "
+        "(its worker died) is taken over.",
+    )
+    wait_for_root: float = Field(
+        60.0,
+        ge=0,
+        description="A follow-up (acknowledgement, recovery, …) that finds no conversation waits this long "
+        "after its creation for its PROBLEM's root (another worker may still have it) before it is posted "
+        "as a root of its own.",
+    )
+    follow_up_delay: int = Field(
+        1,
+        ge=1,
+        description="Seconds a follow-up whose root is still being posted waits in the broker before it "
+        "looks again (not counted as a delivery attempt).",
+    )
+
+
 class TwoWayChannelSettings(ChannelSettings):
     """A chat channel that can carry a signed Acknowledge button.
 
@@ -86,7 +129,15 @@ class TwoWayChannelSettings(ChannelSettings):
     hands them to each two-way channel (`ack` below), so a notifier needs only its own settings."""
 
     two_way: bool = Field(False, description="Add a signed Acknowledge button that calls the ack listener.")
+    dedupe_window: float = Field(
+        120.0,
+        ge=0,
+        description="Webhook mode: the same notification of an incident (type, number, escalation step) for "
+        "another contact that lands in the same destination within this many seconds of the first is not "
+        "posted again (0: off). API mode folds them into the incident's conversation whenever they come.",
+    )
     _ack: AckSettings = PrivateAttr(default_factory=AckSettings)
+    _conversations: ConversationSettings = PrivateAttr(default_factory=lambda: ConversationSettings())
 
     @property
     def ack(self) -> AckSettings:
@@ -101,10 +152,41 @@ class TwoWayChannelSettings(ChannelSettings):
             return f"channels.{name}.two_way is on but ack.signing_secret is not set"
         return None
 
+    @property
+    def conversations(self) -> ConversationSettings:
+        """The top-level `[conversations]` section, handed over like `[ack]`."""
+        return self._conversations
+
+    def with_conversations(self, conversations: ConversationSettings) -> TwoWayChannelSettings:
+        self._conversations = conversations
+        return self
+
+
+def _api_mode_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("api_mode", message)
+
 
 class MattermostSettings(TwoWayChannelSettings):
     url: SecretHttpUrl = Field(None, description="Incoming webhook URL, https://mm.example.org/hooks/<key>.")
-    channel: str | None = Field(None, description="Channel override (the webhook must allow it).")
+    api_url: PlainHttpUrl = Field(
+        None,
+        description="API mode (one conversation per incident): the Mattermost server, https://mm.example.org "
+        "(/api/v4 is added). Needs bot_token and channel.",
+    )
+    bot_token: BotToken = Field(
+        None,
+        description="API mode: a bot account's token (or a personal access token); set, it makes the "
+        "channel post through the REST API instead of the webhook.",
+    )
+    channel: str | None = Field(
+        None,
+        description="Webhook mode: channel override (the webhook must allow it). API mode: where to post, "
+        "`team/channel` (the names in the channel's URL) or `@user` for a direct message.",
+    )
+    api_rate_limit: RateLimit = Field(
+        default_factory=lambda: RateLimit(per_second=10.0, burst=100),
+        description="API mode: calls per second to the server and the burst (Mattermost's own defaults).",
+    )
     username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
     icon_url: PlainHttpUrl = None
     ui_base_url: PlainHttpUrl = Field(
@@ -113,8 +195,26 @@ class MattermostSettings(TwoWayChannelSettings):
     )
     ack_url: PlainHttpUrl = Field(None, description="Public URL of `alertq ack-listener`'s /mattermost/actions.")
 
+    @property
+    def api_mode(self) -> bool:
+        return self.bot_token is not None
+
+    @model_validator(mode="after")
+    def _api_mode_complete(self) -> MattermostSettings:
+        if self.bot_token is None:
+            if self.api_url is not None:
+                raise _api_mode_error("api_url is set but bot_token is not: API mode needs both (and channel)")
+            return self
+        if self.api_url is None:
+            raise _api_mode_error("bot_token is set but api_url is not: API mode needs the server's URL")
+        if not self.channel:
+            raise _api_mode_error("bot_token is set but channel is not: API mode posts to team/channel or @user")
+        if not MATTERMOST_DESTINATION.match(self.channel.strip()):
+            raise _api_mode_error("channel is not team/channel or @user, the forms API mode posts to")
+        return self
+
     def problem(self, name: str) -> str | None:
-        if not _given(self.url):
+        if not _given(self.url) and not self.api_mode:
             return _no_url(name)
         if self.two_way and not self.ack_url:
             return (
@@ -124,12 +224,31 @@ class MattermostSettings(TwoWayChannelSettings):
         return super().problem(name)
 
     def has_endpoint(self) -> bool:
-        return _given(self.url)
+        return _given(self.url) or self.api_mode
 
 
 class SlackSettings(TwoWayChannelSettings):
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(per_second=1.0, burst=3))
     url: SecretHttpUrl = Field(None, description="Incoming webhook URL, https://hooks.slack.com/services/T…/B…/….")
+    bot_token: BotToken = Field(
+        None,
+        description="API mode (one conversation per incident): the Slack app's bot token (xoxb-…); set, it "
+        "makes the channel post with chat.postMessage / chat.update instead of the webhook. Needs channel.",
+    )
+    channel: str | None = Field(
+        None, description="API mode: the id of the channel to post in (C…; the app must be in it), or a user id."
+    )
+    api_url: PlainHttpUrl = Field(
+        SLACK_API_URL, description="API mode: the Web API's base URL (a proxy, a test server or `alertq sink`)."
+    )
+    api_post_rate_limit: RateLimit = Field(
+        default_factory=lambda: RateLimit(per_second=1.0, burst=1),
+        description="API mode: chat.postMessage calls per second to one channel (Slack allows about 1/s).",
+    )
+    api_update_rate_limit: RateLimit = Field(
+        default_factory=lambda: RateLimit(per_second=50 / 60, burst=5),
+        description="API mode: chat.update calls per second (Slack's Tier 3, 50 a minute).",
+    )
     ui_base_url: PlainHttpUrl = None
     two_way: bool = Field(
         False,
@@ -137,11 +256,25 @@ class SlackSettings(TwoWayChannelSettings):
         "point at the ack listener's /slack/actions).",
     )
 
+    @property
+    def api_mode(self) -> bool:
+        return self.bot_token is not None
+
+    @model_validator(mode="after")
+    def _api_mode_complete(self) -> SlackSettings:
+        if self.bot_token is None:
+            return self
+        if not self.channel or any(ch.isspace() for ch in self.channel):
+            raise _api_mode_error("bot_token is set but channel is not a channel id: API mode posts to C…")
+        if self.api_url is None:
+            raise _api_mode_error(f"bot_token is set but api_url is empty: API mode needs it ({SLACK_API_URL})")
+        return self
+
     def problem(self, name: str) -> str | None:
-        return _no_url(name) if not _given(self.url) else super().problem(name)
+        return _no_url(name) if not self.has_endpoint() else super().problem(name)
 
     def has_endpoint(self) -> bool:
-        return _given(self.url)
+        return _given(self.url) or self.api_mode
 
 
 class EmailSettings(ChannelSettings):

@@ -195,6 +195,19 @@ PlainHttpUrl = Annotated[str | None, BeforeValidator(_empty_is_unset), AfterVali
 ProxyUrl = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset), AfterValidator(_proxy)]
 """An HTTP proxy (may hold credentials). Empty: no proxy."""
 
+
+def _bot_token(value: SecretStr | None) -> SecretStr | None:
+    # A token pasted from a file often ends in a newline: sent as it is, the chat refuses it as unknown.
+    if value is not None and any(ch.isspace() or ord(ch) < 0x20 for ch in value.get_secret_value()):
+        raise PydanticCustomError(
+            "token_shape", "holds spaces or line breaks; expected the bot token alone (copied without a newline)"
+        )
+    return value
+
+
+BotToken = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset), AfterValidator(_bot_token)]
+"""A chat bot's token (Mattermost bot or personal access token, Slack xoxb-…): a secret. Empty: not set."""
+
 BrokerUrl = Annotated[SecretStr, AfterValidator(_broker)]
 BrokerUrls = AfterValidator(_broker_list)
 StateStoreUrl = Annotated[str, AfterValidator(_state_store)]

@@ -28,6 +28,7 @@ from schemas.ack_listener import AckListenerSettings, AckTargetSettings
 from schemas.channels import (
     AckSettings,
     ChannelSettings,
+    ConversationSettings,
     EmailSettings,
     MattermostSettings,
     SlackSettings,
@@ -234,6 +235,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     escalator: EscalatorSettings = Field(default_factory=EscalatorSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     ack: AckSettings = Field(default_factory=AckSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
@@ -254,7 +256,7 @@ class Settings(BaseSettings):
         for name in type(self.channels).model_fields:
             channel = getattr(self.channels, name)
             if isinstance(channel, TwoWayChannelSettings):
-                channel.with_ack(self.ack)
+                channel.with_ack(self.ack).with_conversations(self.conversations)
         return self
 
     @classmethod

@@ -20,16 +20,15 @@ Acknowledge button was clicked, so listener replicas sharing the store forward o
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from state.db import Database, PostgresDatabase, SqliteDatabase, postgres_dsn
+from state.db import sqlite_path as sqlite_path  # alertq status reads the SQLite file's path
 
 # The columns an `Incident` is read from, in `_incident`'s order.
 INCIDENT_COLUMNS = "id, key, policy, opened_at, next_step, due_at, closed_at, close_reason, event"
@@ -242,96 +241,36 @@ _SCHEMA = (
 )
 
 
-class SqliteIncidentStore(IncidentStore):
+class _DatabaseIncidentStore(IncidentStore):
+    """The store on one of state/db.py's databases (the same code as the conversations' store)."""
+
+    _db: Database
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, params)
+
+    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
+        return self._db.execute_counts(*statements)
+
+    def close_store(self) -> None:
+        self._db.close()
+
+    def describe(self) -> str:
+        return self._db.describe()
+
+
+class SqliteIncidentStore(_DatabaseIncidentStore):
     """One file, WAL mode: several processes on one host may share it; writers wait for each other."""
 
     def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write takes the lock up front.
-        self._path = path
-        self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._transaction() as cursor:
-            for statement in _SCHEMA:
-                cursor.execute(statement.format(id_type="INTEGER"))
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            cursor.execute("COMMIT")
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._transaction() as cursor:
-            return cursor.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
-
-    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
-        with self._transaction() as cursor:
-            return [cursor.execute(sql.replace("%s", "?"), tuple(params)).rowcount for sql, params in statements]
-
-    def close_store(self) -> None:
-        self._db.close()
-
-    def describe(self) -> str:
-        return f"sqlite {self._path}"
+        self._db = SqliteDatabase(path, _SCHEMA, busy_timeout)
 
 
-class PostgresIncidentStore(IncidentStore):
+class PostgresIncidentStore(_DatabaseIncidentStore):
     """PostgreSQL (psycopg 3): one database serves the escalators of several hosts."""
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
-        import psycopg
-        from psycopg import sql
-
-        self._db = psycopg.connect(dsn, autocommit=True)
-        info = self._db.info
-        self._description = f"postgresql {info.user}@{info.host}:{info.port}/{info.dbname}" + (
-            f" schema {schema}" if schema else ""
-        )
-        self._lock = threading.Lock()
-        with self._db.transaction():
-            # Two escalators starting at once would race on CREATE ... IF NOT EXISTS: take turns.
-            self._db.execute("SELECT pg_advisory_xact_lock(hashtext('alertq.incident_store'))")
-            if schema is not None:
-                self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-                # A plain SET (not LOCAL) outlives the transaction: the session keeps this schema.
-                self._db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-            for statement in _SCHEMA:
-                self._db.execute(statement.format(id_type="BIGINT GENERATED ALWAYS AS IDENTITY").encode())
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, self._db.transaction():
-            cursor = self._db.execute(sql.encode(), tuple(params))
-            return list(cursor.fetchall()) if cursor.description is not None else []
-
-    def _execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
-        with self._lock, self._db.transaction():
-            return [self._db.execute(sql.encode(), tuple(params)).rowcount for sql, params in statements]
-
-    def close_store(self) -> None:
-        self._db.close()
-
-    def describe(self) -> str:
-        return self._description
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a `sqlite:` state_store URL; None for any other scheme."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        return None
-    if parts.netloc:
-        raise ValueError("state_store: a sqlite URL has no host: sqlite:///relative/path or sqlite:////abs/path")
-    return Path(parts.path[1:])
+        self._db = PostgresDatabase(dsn, _SCHEMA, pg_schema=schema, lock_name="alertq.incident_store")
 
 
 def open_store(url: str) -> IncidentStore:
@@ -339,13 +278,7 @@ def open_store(url: str) -> IncidentStore:
     path = sqlite_path(url)
     if path is not None:
         return SqliteIncidentStore(path)
-    parts = urlsplit(url)
-    if parts.scheme in ("postgresql", "postgres"):
-        query = dict(parse_qsl(parts.query))
-        schema = query.pop("schema", None)
-        dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-        return PostgresIncidentStore(dsn, schema)
-    raise ValueError(f"state_store: unknown scheme {parts.scheme!r}; use sqlite:///path or postgresql://…")
+    return PostgresIncidentStore(*postgres_dsn(url))
 
 
 def _epoch(moment: datetime | None) -> float | None:

@@ -68,6 +68,13 @@ def amqp_url(shared_broker: SharedBroker) -> str:
     return shared_broker.fresh_url()
 
 
+@pytest.fixture(autouse=True)
+def own_conversations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps its chat conversations (and webhook dedupe) in a store of its own, not in the
+    checkout's var/: tests send the same events to the same endpoints over and over."""
+    monkeypatch.setenv("ALERTQ_CONVERSATIONS__STORE", f"sqlite:///{tmp_path}/conversations.db")
+
+
 @pytest.fixture
 def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for alertq subprocesses: this test's broker, spool and state store, JSON logs, no config file."""
@@ -76,6 +83,7 @@ def alertq_env(amqp_url: str, tmp_path: Path) -> dict[str, str]:
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         ALERTQ_BROKER__URLS=amqp_url,
         ALERTQ_SPOOL__DIR=str(tmp_path / "spool"),
+        ALERTQ_CONVERSATIONS__STORE=f"sqlite:///{tmp_path}/conversations.db",
         ALERTQ_LOG__FORMAT="json",
         ALERTQ_LOG__LEVEL="debug",
         ALERTQ_CONFIG=str(tmp_path / "alertq.toml"),

@@ -79,7 +79,8 @@ def test_unacknowledged_problem_escalates_to_step_2_and_an_acknowledged_one_stop
 
         step1 = stack.wait_for_message(lambda m: is_step(m, ignored, 1), "step 1 of the ignored problem")
         step2 = stack.wait_for_message(lambda m: is_step(m, ignored, 2), "step 2 of the ignored problem")
-        assert step1["payload"]["channel"] == "@alice" and step2["payload"]["channel"] == "@bob"
+        # Each step starts a conversation in the contact's own channel (a direct message, API mode).
+        assert step1["api"]["channel_name"] == "@alice" and step2["api"]["channel_name"] == "@bob"
         assert re.search(r"Escalated \(step 2, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text(step2))
         assert "DISK CRITICAL" in text(step2) and has_ack_button(step2), "an escalated post can be acknowledged"
 

@@ -260,3 +260,62 @@ def test_a_bad_value_in_the_toml_file_is_named_the_same_way(env: dict[str, str])
     lines = error_lines(config_check(env))
     assert [line.split(": ")[2] for line in lines] == ["channels.mattermost.url", "ack.signing_secret"]
     assert "k3y-s3cr3t" not in "".join(lines)
+
+
+# ---- chat API mode (issue 13) -------------------------------------------------------------------------
+
+API_MODE = [
+    (
+        {"ALERTQ_CHANNELS__MATTERMOST__BOT_TOKEN": "mm-secret-token-1"},
+        "channels.mattermost: bot_token is set but api_url is not: API mode needs the server's URL",
+    ),
+    (
+        {"ALERTQ_CHANNELS__MATTERMOST__API_URL": "https://mm.example.org"},
+        "channels.mattermost: api_url is set but bot_token is not: API mode needs both (and channel)",
+    ),
+    (
+        {
+            "ALERTQ_CHANNELS__MATTERMOST__BOT_TOKEN": "mm-secret-token-1",
+            "ALERTQ_CHANNELS__MATTERMOST__API_URL": "https://mm.example.org",
+            "ALERTQ_CHANNELS__MATTERMOST__CHANNEL": "alerts",
+        },
+        "channels.mattermost: channel is not team/channel or @user, the forms API mode posts to",
+    ),
+    (
+        {"ALERTQ_CHANNELS__SLACK__BOT_TOKEN": "xoxb-secret-token-1"},
+        "channels.slack: bot_token is set but channel is not a channel id: API mode posts to C…",
+    ),
+    (
+        {"ALERTQ_CHANNELS__SLACK__BOT_TOKEN": "xoxb-secret-token-1\n", "ALERTQ_CHANNELS__SLACK__CHANNEL": "C0ALERTS"},
+        "channels.slack.bot_token: holds spaces or line breaks; "
+        "expected the bot token alone (copied without a newline)",
+    ),
+    (
+        {"ALERTQ_CONVERSATIONS__STORE": "mysql://db/alertq"},
+        "conversations.store: is neither a sqlite:// nor a postgresql:// URL; expected sqlite:///relative/path.db, "
+        "sqlite:////absolute/path.db or postgresql://user:password@host/db",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "line"), API_MODE)
+def test_incomplete_api_mode_settings_are_one_clear_line_without_the_token(
+    env: dict[str, str], settings: dict[str, str], line: str
+) -> None:
+    lines = error_lines(config_check(env, **settings))
+    assert lines == [f"Error: invalid settings: {line}"]
+    assert "secret-token" not in "\n".join(lines)
+
+
+def test_complete_api_mode_settings_are_valid(env: dict[str, str]) -> None:
+    result = config_check(
+        env,
+        ALERTQ_CHANNELS__MATTERMOST__BOT_TOKEN="mm-secret-token-1",
+        ALERTQ_CHANNELS__MATTERMOST__API_URL="https://mm.example.org",
+        ALERTQ_CHANNELS__MATTERMOST__CHANNEL="ops/alerts",
+        ALERTQ_CHANNELS__SLACK__BOT_TOKEN="xoxb-secret-token-1",
+        ALERTQ_CHANNELS__SLACK__CHANNEL="C0ALERTS",
+        ALERTQ_CONVERSATIONS__STORE="postgresql://alertq@db.example.org/alertq",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "secret-token" not in result.stdout + result.stderr

@@ -463,9 +463,13 @@ def test_channels_without_an_endpoint_are_pointed_at_the_sink(monkeypatch: pytes
     monkeypatch.setenv("ALERTQ_CHANNELS__WEBHOOK__ENABLED", "false")
     settings = Settings()
 
-    assert sink_env(settings, "mattermost") == {
-        "ALERTQ_CHANNELS__MATTERMOST__URL": "http://127.0.0.1:18025/hooks/mattermost/local"
+    # Chats in API mode against the sink's emulation, so `make run` shows conversations.
+    mattermost_api = {
+        "ALERTQ_CHANNELS__MATTERMOST__API_URL": "http://127.0.0.1:18025",
+        "ALERTQ_CHANNELS__MATTERMOST__BOT_TOKEN": "alertq-dev-token",
+        "ALERTQ_CHANNELS__MATTERMOST__CHANNEL": "alertq/alerts",
     }
+    assert sink_env(settings, "mattermost") == mattermost_api
     assert sink_env(settings, "slack") == {}
     assert sink_env(settings, "webhook") == {}
     assert sink_env(settings, "email") == {
@@ -475,8 +479,17 @@ def test_channels_without_an_endpoint_are_pointed_at_the_sink(monkeypatch: pytes
         "ALERTQ_CHANNELS__EMAIL__RECIPIENTS": '["ops@alertq.local"]',
     }
     worker = route_to_sink(settings, Process("worker-mattermost", ["alertq", "worker", "mattermost"]))
-    assert worker.env == {"ALERTQ_CHANNELS__MATTERMOST__URL": "http://127.0.0.1:18025/hooks/mattermost/local"}
+    assert worker.env == mattermost_api
     assert route_to_sink(settings, Process("worker-slack", ["alertq", "worker", "slack"])).env == {}
+    # The ack listener tells the chat through the same API.
+    assert route_to_sink(settings, Process("ack-listener", ["alertq", "ack-listener"])).env == mattermost_api
+    monkeypatch.delenv("ALERTQ_CHANNELS__SLACK__URL")
+    assert sink_env(Settings(), "slack") == {
+        "ALERTQ_CHANNELS__SLACK__API_URL": "http://127.0.0.1:18025/api/",
+        "ALERTQ_CHANNELS__SLACK__BOT_TOKEN": "xoxb-alertq-dev-token",
+        "ALERTQ_CHANNELS__SLACK__CHANNEL": "C0ALERTQ",
+    }
+    monkeypatch.setenv("ALERTQ_CHANNELS__SLACK__URL", "https://hooks.slack.com/services/T/B/real")
     assert "sink" in [p.name for p in processes(settings)]
 
     monkeypatch.setenv("ALERTQ_CHANNELS__EMAIL__HOST", "smtp.example.org")

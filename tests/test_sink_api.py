@@ -224,6 +224,20 @@ def test_mattermost_direct_message_to_a_user(sink: Sink) -> None:
     assert message["api"]["channel_name"] == "@alice"
 
 
+def test_mattermost_create_with_a_pending_post_id_seen_before_answers_the_first_post(sink: Sink) -> None:
+    api = Mattermost(sink)
+    channel = api.channel_id("ops", "alerts")
+    body = {"channel_id": channel, "message": "PROBLEM web01", "pending_post_id": "alertq-key-1"}
+
+    first, again = api.post("/posts", body), api.post("/posts", body)
+    other = api.post("/posts", {**body, "pending_post_id": "alertq-key-2"})
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert other.json()["id"] != first.json()["id"]
+    assert len(sink.messages()) == 2
+
+
 def test_mattermost_errors_have_the_servers_status_and_shape(start_sink: Callable[..., Sink]) -> None:
     sink = start_sink(
         mattermost__tokens=BOT_TOKEN,

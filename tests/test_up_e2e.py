@@ -111,7 +111,9 @@ def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
         code = up.wait(90)
 
     assert sorted(messages) == sorted(CHANNELS)
-    mattermost = messages["mattermost"]["payload"]["attachments"][0]
+    # The chats post through their APIs (the sink's emulation): a conversation's root each.
+    assert messages["mattermost"]["source"] == messages["slack"]["source"] == "api"
+    mattermost = messages["mattermost"]["payload"]["props"]["attachments"][0]
     assert mattermost["color"] == "#d9534f"  # service CRITICAL, as openITCOCKPIT colours it
     assert "**PROBLEM**" in mattermost["text"] and "web01 / disk is **CRITICAL**" in mattermost["text"]
     assert OUTPUT in mattermost["text"]

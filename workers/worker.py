@@ -42,6 +42,7 @@ from broker import dead_letters, names
 from broker.metrics_server import serve
 from broker.publisher import with_headers
 from broker.shutdown import stop_on_signals
+from delivery.chat.outcomes import Deferred
 from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
@@ -171,7 +172,7 @@ class Worker:
         bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
         if age_limit.expired(event, headers, max_age, now):
             return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
-        waited = self.rate_limits.bucket(target).take()
+        waited = 0.0 if self.notifier.paces_itself(event) else self.rate_limits.bucket(target).take()
         if waited and age_limit.expired(event, headers, max_age, datetime.now(UTC)):
             return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
         bound.debug("delivery.attempt", redelivered=delivery.redelivered, rate_limited_for=round(waited, 3))
@@ -209,6 +210,8 @@ class Worker:
         target: str,
     ) -> Settlement:
         retry = self.settings.retry
+        if isinstance(error, Deferred):
+            return self._defer(bound, delivery, event, error, bookkeeping, target)
         if attempt >= retry.max_attempts:
             return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping, target)
         delay = retries.delay_for(attempt, retry.delays, error.after)
@@ -230,6 +233,34 @@ class Worker:
                 metrics.RETRIES.labels(self.channel).inc()
                 bound.warning("delivery.retry_scheduled", error=error.reason, retry_in=delay, retry_after=error.after)
                 self._receipt(delivery, "retrying", attempt, target=target, error=error.reason, retry_in=delay)
+
+        return Settlement(publication, on_settled=settled)
+
+    def _defer(
+        self,
+        bound: Any,
+        delivery: Delivery,
+        event: AlertEvent,
+        error: Deferred,
+        bookkeeping: dict[str, Any],
+        target: str,
+    ) -> Settlement:
+        """Back to the broker for `error.after` seconds without counting an attempt: the event waits for
+        another delivery (its conversation's root), it did not fail. The age limit still ends it."""
+        delay = retries.bounded_seconds(error.after or 1.0)
+        headers = dict(delivery.properties.headers or {})
+        if age_limit.remaining(event, headers, self.settings.retry.max_age, datetime.now(UTC)) < delay:
+            reason = f"{error.reason} (waited until retry.max_age)"
+            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target)
+        headers = retries.without_broker_headers(headers)
+        headers.update(bookkeeping)
+        headers[names.HEADER_DELAY] = str(delay)
+        properties = with_headers(delivery.properties, headers)
+        publication = Publication(names.DELAY_EXCHANGE, names.retry_key(self.channel), properties, delay)
+
+        def settled(acked: bool) -> None:
+            if acked:
+                bound.info("delivery.deferred", reason=error.reason, retry_in=delay)
 
         return Settlement(publication, on_settled=settled)
 

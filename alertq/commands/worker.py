@@ -36,6 +36,11 @@ def worker(channel: str, metrics_port: int | None) -> None:
     reason = settings.channels.problem(channel)
     if reason is not None:
         raise click.ClickException(reason)
+    from workers.channels.base import ConfigurationError
     from workers.worker import Worker
 
-    sys.exit(Worker(settings, channel, metrics_port=metrics_port).run())
+    try:
+        runner = Worker(settings, channel, metrics_port=metrics_port)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(runner.run())

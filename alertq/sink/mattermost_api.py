@@ -15,6 +15,9 @@ Faithful to the server code (server/channels/api4/post.go, app/post.go, model/po
 - `root_id` must name a root in the same channel, else 400 `api.post.create_post.root_id.app_error`;
 - `message` longer than MaxPostSize runes is 400 `model.post.is_valid.message_length.app_error`,
   on create and on patch alike (no truncation);
+- a create whose `pending_post_id` was seen in the last 30 s answers the post made then instead of
+  making another (the server's `deduplicateCreatePost`, `pendingPostIDsCacheTTL`): a client that
+  repeats a create it never got the answer to does not post twice;
 - a patch replaces only the fields it names, a `props` value the whole map; `edit_at` is set when
   the message changes (the chat's "Edited" marker), not for a props-only change;
 - answers leave out actions' `integration` (their context stays confidential), and actions without
@@ -73,6 +76,7 @@ TOO_LONG = (
 )
 BAD_PROPS = ("model.post.is_valid.props.app_error", "Invalid props.")
 NOT_FOUND = ("api.context.404.app_error", "Sorry, we could not find the page.")
+PENDING_POST_IDS_TTL = 30.0  # seconds: the server's pendingPostIDsCacheTTL
 
 
 def new_id() -> str:
@@ -259,6 +263,7 @@ class MattermostApi:
         self.world = MattermostWorld(settings)
         self.limiter = Limiter(settings.rate_limit)
         self.tokens = {t.get_secret_value() for t in settings.tokens}
+        self._pending_post_ids: dict[str, tuple[float, str]] = {}  # pending_post_id → (until, post id)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -295,6 +300,11 @@ class MattermostApi:
                 raise MattermostError(400, BAD_ROOT)
         self._check_message(message)
         self._check_props(props)
+        pending_post_id = str(post.get("pending_post_id") or "")
+        seen = self._seen_pending(pending_post_id)
+        if seen is not None:
+            log.info("sink.api_post_deduplicated", api="mattermost", id=seen.id)
+            return 201, self._answer(seen)
         created = now_ms()
         native: dict[str, Any] = {
             "id": new_id(),
@@ -327,11 +337,23 @@ class MattermostApi:
         channel["last_post_at"] = created
         channel["total_msg_count"] += 1
         saved = self.store.add("mattermost", api.channel_name, _payload(native), api=api)
+        if pending_post_id:
+            self._pending_post_ids[pending_post_id] = (time.monotonic() + PENDING_POST_IDS_TTL, native["id"])
         if root is not None:
             root.api.native["reply_count"] = len(self.store.replies(root.id))  # type: ignore[union-attr]
             self.store.changed()
         log.info("sink.api_post", api="mattermost", id=saved.id, reply=root is not None)
         return 201, self._answer(saved)
+
+    def _seen_pending(self, pending_post_id: str) -> Message | None:
+        """The post a create with this pending_post_id made within the last 30 s, if it still exists."""
+        if not pending_post_id:
+            return None
+        now = time.monotonic()
+        for key in [k for k, (until, _) in self._pending_post_ids.items() if until < now]:
+            del self._pending_post_ids[key]
+        seen = self._pending_post_ids.get(pending_post_id)
+        return None if seen is None else self.store.find("mattermost", "", seen[1])
 
     def patch_post(self, call: Call) -> tuple[int, Any]:
         post_id = call.request.path_params["post_id"]

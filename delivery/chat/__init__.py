@@ -5,12 +5,13 @@ sending, and pace themselves with a `RateBudget` instead of provoking 429s."""
 
 from delivery.chat.budget import RateBudget, ServerBudget
 from delivery.chat.mattermost_api import MattermostApi, MattermostPost, parse_destination
-from delivery.chat.outcomes import ChannelNotFound, NotFound, PostNotEditable, PostNotFound
+from delivery.chat.outcomes import ChannelNotFound, Deferred, NotFound, PostNotEditable, PostNotFound
 from delivery.chat.slack_api import SLACK_API_URL, SlackApi, SlackMessage
 
 __all__ = [
     "SLACK_API_URL",
     "ChannelNotFound",
+    "Deferred",
     "MattermostApi",
     "MattermostPost",
     "NotFound",

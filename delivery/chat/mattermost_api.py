@@ -178,10 +178,17 @@ class MattermostApi:
         props: dict[str, Any] | None = None,
         attachments: list[dict[str, Any]] | None = None,
         root_id: str | None = None,
+        pending_post_id: str | None = None,
     ) -> MattermostPost:
         """`POST /posts`: a root, or with `root_id` a reply in that root's thread. `attachments` go into
-        `props.attachments` (merged into `props`). Raises `PostNotFound` when the root is gone."""
+        `props.attachments` (merged into `props`). Raises `PostNotFound` when the root is gone.
+
+        `pending_post_id` is Mattermost's idempotency key: the server answers a create with a key it saw
+        in the last 30 s with the post made then, so a create repeated after its answer was lost (the
+        worker died while it was on its way) does not post twice."""
         body: dict[str, Any] = {"channel_id": channel_id, "message": clip(message, self.max_message_runes)}
+        if pending_post_id:
+            body["pending_post_id"] = pending_post_id
         merged = _props(props, attachments)
         if merged is not None:
             body["props"] = fit_mattermost_props(merged)

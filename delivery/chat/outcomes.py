@@ -10,7 +10,7 @@ with a clear reason instead of retrying forever or dropping it.
 
 from __future__ import annotations
 
-from delivery.outcomes import Permanent
+from delivery.outcomes import Permanent, Retryable
 
 
 class NotFound(Permanent):
@@ -42,3 +42,12 @@ class PostNotEditable(Permanent):
     def __init__(self, reason: str, *, ref: str) -> None:
         super().__init__(reason)
         self.ref = ref
+
+
+class Deferred(Retryable):
+    """Not a failure: the event must wait for something another delivery is doing (its conversation's
+    root being posted by another worker) and comes back after `after` seconds through the broker's
+    delay queues. The runtime does not count it as an attempt; the age limit still applies."""
+
+    def __init__(self, reason: str, after: float) -> None:
+        super().__init__(reason, after=after)

@@ -39,6 +39,11 @@ class Notifier:
         Returned as an opaque key that must not contain secrets; the default is the channel itself."""
         return self.name
 
+    def paces_itself(self, event: AlertEvent) -> bool:
+        """True when the notifier keeps to the endpoint's rate limits itself (the chat API clients do, per
+        call): then the runtime's token bucket (`rate_limit`) is not applied on top."""
+        return False
+
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         """Deliver `event`. `body` is the message exactly as it came from the broker (None: not from a
         broker); only channels that forward the event as it is (webhook) read it."""

@@ -59,19 +59,42 @@ class MattermostNotifier(Notifier):
             raise TypeError("MattermostNotifier needs MattermostSettings")
         self.config = settings
         self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
+        # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
+        # notification and destination, however many contacts it went to.
+        from workers.conversations.setup import conversations_for, folds_for
+
+        self.conversations = conversations_for(settings)
+        self.folds = folds_for(settings)
 
     def target(self, event: AlertEvent) -> str:
+        if self.conversations is not None:
+            return self.conversations.target(event)
         return f"mattermost:{_url_hash(self.config)}"
+
+    def paces_itself(self, event: AlertEvent) -> bool:
+        return self.conversations is not None  # the API client keeps to the server's rate limit
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        if self.conversations is not None:
+            self.conversations.deliver(event)
+            return
         assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
-        self.http.post_json(self.config.url.get_secret_value(), self.payload(event))
+        url = self.config.url.get_secret_value()
+        if self.folds is None:
+            self.http.post_json(url, self.payload(event))
+            return
+        channel = (event.contact.address if event.contact is not None else None) or self.config.channel or ""
+        destination = f"{self.target(event)}:{channel}"
+        self.folds.post(destination, event, lambda: self.http.post_json(url, self.payload(event)))
 
     def close(self) -> None:
         self.http.close()
+        for part in (self.conversations, self.folds):
+            if part is not None:
+                part.close()
 
 
 def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:

@@ -80,21 +80,46 @@ class SlackNotifier(Notifier):
             raise TypeError("SlackNotifier needs SlackSettings")
         self.config = settings
         self.http = HttpClient(settings.http, user_agent="alertq-slack")
+        # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
+        # notification and destination, however many contacts it went to.
+        from workers.conversations.setup import conversations_for, folds_for
+
+        self.conversations = conversations_for(settings)
+        self.folds = folds_for(settings)
 
     def target(self, event: AlertEvent) -> str:
+        if self.conversations is not None:
+            return self.conversations.target(event)
         # Slack rate-limits per webhook; the URL is a secret, so the key is a short hash of it.
         url = self.config.url.get_secret_value() if self.config.url else ""
         return f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+    def paces_itself(self, event: AlertEvent) -> bool:
+        return self.conversations is not None  # the API client keeps to Slack's limits per channel
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
+        if self.conversations is not None:
+            self.conversations.deliver(event)
+            return
         assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
-        self.http.post_json(self.config.url.get_secret_value(), self.payload(event), permanent_bodies=PERMANENT_ERRORS)
+        url = self.config.url.get_secret_value()
+        if self.folds is None:
+            self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
+            return
+        # A Slack app's webhook posts to its own channel whatever the payload says: the URL is the destination.
+        destination = f"{self.target(event)}:"
+        self.folds.post(
+            destination, event, lambda: self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
+        )
 
     def close(self) -> None:
         self.http.close()
+        for part in (self.conversations, self.folds):
+            if part is not None:
+                part.close()
 
 
 def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:

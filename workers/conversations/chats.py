@@ -1,0 +1,118 @@
+"""The three things a conversation asks of a chat, on the API clients of delivery/chat/: post a root, edit
+it, reply in its thread. Each raises the clients' outcomes (`Retryable`, `Permanent`, `PostNotFound` when
+the root is gone, `PostNotEditable`)."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from delivery.chat import MattermostApi, RateBudget, SlackApi
+from delivery.chat.mattermost_api import api_base
+from schemas.alert import AlertEvent
+from schemas.channels import MattermostSettings, SlackSettings
+from workers.conversations import render
+from workers.conversations.destination import Chat, Destination, channel_for, endpoint_hash
+
+
+@dataclass(frozen=True)
+class PostRef:
+    channel: str  # the chat's channel id (Mattermost channel id, Slack channel id)
+    id: str  # Mattermost post id, Slack ts
+
+
+class ConversationChat(ABC):
+    chat: Chat
+
+    @abstractmethod
+    def destination(self, event: AlertEvent) -> Destination: ...
+
+    @abstractmethod
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
+        """Post the root; `key` is the same whenever the same event posts the same conversation's root
+        again (the chat's idempotency key, where it has one)."""
+
+    @abstractmethod
+    def edit_root(self, root: PostRef, view: render.RootView) -> None: ...
+
+    @abstractmethod
+    def reply(self, root: PostRef, event: AlertEvent, after: str | None = None) -> PostRef: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class MattermostChat(ConversationChat):
+    chat = "mattermost"
+
+    def __init__(self, settings: MattermostSettings, api: MattermostApi | None = None) -> None:
+        assert settings.api_url is not None and settings.bot_token is not None  # MattermostSettings checks
+        self.settings = settings
+        limit = settings.api_rate_limit
+        self.api = api or MattermostApi(
+            settings.api_url, settings.bot_token, settings.http, budget=RateBudget(limit.per_second, limit.burst)
+        )
+        self.endpoint = endpoint_hash(api_base(settings.api_url))
+
+    def destination(self, event: AlertEvent) -> Destination:
+        return Destination("mattermost", self.endpoint, channel_for(event, self.settings.channel))
+
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
+        channel_id = self.api.resolve(destination.channel)
+        attachments = render.mattermost_root(view, self.settings, time.time())
+        post = self.api.create_post(channel_id, "", attachments=attachments, pending_post_id=key)
+        return PostRef(post.channel_id or channel_id, post.id)
+
+    def edit_root(self, root: PostRef, view: render.RootView) -> None:
+        self.api.patch_post(root.id, attachments=render.mattermost_root(view, self.settings, time.time()))
+
+    def reply(self, root: PostRef, event: AlertEvent, after: str | None = None) -> PostRef:
+        post = self.api.create_post(root.channel, render.mattermost_reply(event, self.settings, after), root_id=root.id)
+        return PostRef(post.channel_id or root.channel, post.id)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+class SlackChat(ConversationChat):
+    chat = "slack"
+
+    def __init__(self, settings: SlackSettings, api: SlackApi | None = None) -> None:
+        assert settings.bot_token is not None and settings.api_url is not None  # SlackSettings checks
+        self.settings = settings
+        post, update = settings.api_post_rate_limit, settings.api_update_rate_limit
+        self.api = api or SlackApi(
+            settings.bot_token,
+            settings.http,
+            settings.api_url,
+            post_per_second=post.per_second,
+            post_burst=post.burst,
+            update_per_second=update.per_second,
+            update_burst=update.burst,
+        )
+        self.endpoint = endpoint_hash(settings.api_url)
+
+    def destination(self, event: AlertEvent) -> Destination:
+        return Destination("slack", self.endpoint, channel_for(event, self.settings.channel))
+
+    def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
+        # chat.postMessage has no idempotency key: a root whose answer was lost is posted again.
+        root = render.slack_root(view, self.settings, time.time())
+        message = self.api.post_message(
+            destination.channel, root.text, blocks=root.blocks, attachments=root.attachments
+        )
+        return PostRef(message.channel, message.ts)
+
+    def edit_root(self, root: PostRef, view: render.RootView) -> None:
+        shown = render.slack_root(view, self.settings, time.time())
+        self.api.update_message(root.channel, root.id, shown.text, blocks=shown.blocks, attachments=shown.attachments)
+
+    def reply(self, root: PostRef, event: AlertEvent, after: str | None = None) -> PostRef:
+        message = self.api.post_message(
+            root.channel, render.slack_reply(event, self.settings, after), thread_ts=root.id
+        )
+        return PostRef(message.channel, message.ts)
+
+    def close(self) -> None:
+        self.api.close()

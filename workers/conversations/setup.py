@@ -1,0 +1,34 @@
+"""What a chat notifier needs of this package, made from its settings: the conversations (API mode) or the
+webhook dedupe (webhook mode). Imported when a notifier is made, so the channel modules do not load
+the store's database drivers unless they use them."""
+
+from __future__ import annotations
+
+from schemas.channels import MattermostSettings, SlackSettings
+from workers.channels.base import ConfigurationError
+from workers.conversations.chats import ConversationChat, MattermostChat, SlackChat
+from workers.conversations.flow import Conversations
+from workers.conversations.folding import WebhookFolds
+from workers.conversations.store import ConversationStore
+
+
+def conversations_for(settings: MattermostSettings | SlackSettings) -> Conversations | None:
+    """API mode (a bot token is set): one conversation per incident and destination."""
+    if not settings.api_mode:
+        return None
+    chat: ConversationChat = (
+        MattermostChat(settings) if isinstance(settings, MattermostSettings) else SlackChat(settings)
+    )
+    try:
+        store = ConversationStore(settings.conversations.store)
+    except Exception as exc:  # API mode cannot thread anything without it: refuse to start, one line
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ConfigurationError(f"conversations.store cannot be opened ({type(exc).__name__}: {first})") from None
+    return Conversations(chat, settings.conversations, window=settings.dedupe_window, store=store)
+
+
+def folds_for(settings: MattermostSettings | SlackSettings) -> WebhookFolds | None:
+    """Webhook mode with a dedupe window: one post per notification and destination."""
+    if settings.api_mode or settings.dedupe_window <= 0:
+        return None
+    return WebhookFolds(settings.conversations, settings.dedupe_window)

@@ -1,0 +1,533 @@
+"""The conversations' store: per destination and incident, where the root post is, what state it shows,
+who was notified, and what each event already did.
+
+Tables (SQLite or PostgreSQL through state/db.py, the same code and URL style as the escalator's
+`state_store`):
+
+- `conversations`: one row per conversation; at most one open per (destination, incident), which the
+  database enforces (a unique index over open rows), so two workers seeing the first PROBLEM at once
+  start one conversation. The row holds the root's reference (`root_channel`, `root_ref`: a Mattermost
+  post id, or a Slack channel and ts) once it is posted, the claim to post it (`root_claimed_by`, until
+  `root_claimed_until`: a lease, so a crashed claimer's root is posted by whoever comes next), the event
+  the root shows and the state it is in (open, acknowledged, recovered, superseded), and a `version`
+  that every change the root must show counts up.
+- `renderings`: per conversation, one row per notification "fingerprint" (type, number, escalation
+  step): the same notification for several contacts is rendered once. The row is a claim too (the
+  event that renders it, until when), marked done once the chat took it.
+- `notified`: the contacts a conversation's notifications reached (the root lists them).
+- `events`: every event id a conversation handled and what was done (root, reply, edit, folded), so a
+  redelivered event is skipped.
+- `webhook_posts`: webhook mode's dedupe window (workers/conversations/folding.py).
+
+Every claim is one transaction: an INSERT that only one writer can make, or, when the row exists, a read
+of it under its lock (`FOR UPDATE` on PostgreSQL; SQLite's BEGIN IMMEDIATE locks the database) and an
+update decided on what was read.
+
+SQL text is composed only of constants (column lists, `FOR UPDATE`); every value is a parameter.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from state.db import Database, Transaction, open_database
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+        id {id_type} PRIMARY KEY,
+        destination TEXT NOT NULL,
+        incident TEXT NOT NULL,
+        problem_id TEXT,
+        state TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        closed_at DOUBLE PRECISION,
+        closed_by_at DOUBLE PRECISION,
+        root_event TEXT NOT NULL,
+        root_fingerprint TEXT NOT NULL,
+        root_channel TEXT,
+        root_ref TEXT,
+        root_claimed_by TEXT,
+        root_claimed_until DOUBLE PRECISION,
+        ack_author TEXT,
+        ack_comment TEXT,
+        recovery_event TEXT,
+        version INTEGER NOT NULL DEFAULT 0,
+        contacts_edited INTEGER NOT NULL DEFAULT 0,
+        root_generation INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS conversations_open ON conversations (destination, incident) "
+    "WHERE closed_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS conversations_latest ON conversations (destination, incident, id)",
+    """CREATE TABLE IF NOT EXISTS renderings (
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+        fingerprint TEXT NOT NULL,
+        owner_event TEXT NOT NULL,
+        claimed_until DOUBLE PRECISION NOT NULL,
+        first_created DOUBLE PRECISION NOT NULL,
+        done_at DOUBLE PRECISION,
+        PRIMARY KEY (conversation_id, fingerprint)
+    )""",
+    """CREATE TABLE IF NOT EXISTS notified (
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id),
+        contact TEXT NOT NULL,
+        seq DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (conversation_id, contact)
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        event_id TEXT PRIMARY KEY,
+        conversation_id BIGINT,
+        action TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_at ON events (at)",
+    """CREATE TABLE IF NOT EXISTS webhook_posts (
+        destination TEXT NOT NULL,
+        incident TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        owner_event TEXT NOT NULL,
+        contacts TEXT NOT NULL,
+        claimed_until DOUBLE PRECISION NOT NULL,
+        posted_at DOUBLE PRECISION,
+        first_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (destination, incident, fingerprint)
+    )""",
+)
+
+_COLUMNS = (
+    "id, destination, incident, problem_id, state, started_at, closed_at, closed_by_at, root_event, "
+    "root_fingerprint, root_channel, root_ref, root_claimed_by, root_claimed_until, ack_author, ack_comment, "
+    "recovery_event, version, contacts_edited, root_generation"
+)
+
+
+class State(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RECOVERED = "recovered"
+    SUPERSEDED = "superseded"  # a PROBLEM with another problem id started a new conversation
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    destination: str
+    incident: str
+    problem_id: str | None
+    state: State
+    started_at: float
+    closed_at: float | None
+    closed_by_at: float | None  # created_at of the event that closed it (a RECOVERY)
+    root_event: str  # alertq.alert/1 JSON of the event the root shows
+    root_fingerprint: str
+    root_channel: str | None
+    root_ref: str | None  # None: not posted (yet, or any more)
+    root_claimed_by: str | None
+    root_claimed_until: float | None
+    ack_author: str | None
+    ack_comment: str | None
+    recovery_event: str | None
+    version: int
+    contacts_edited: bool
+    root_generation: int  # how many roots were lost (deleted in the chat) and posted anew
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class Claim(StrEnum):
+    MINE = "mine"  # this event renders it (a new claim, its own earlier one, or one whose lease ran out)
+    DONE = "done"  # rendered already (by this event or another's): fold into it
+    BUSY = "busy"  # another event holds a live claim: wait for it
+
+
+class WebhookDecision(StrEnum):
+    POST = "post"
+    FOLD = "fold"  # another contact's copy was posted within the window
+    DONE = "done"  # this very event was posted (a redelivery)
+    WAIT = "wait"  # another contact's copy is being posted right now
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    values = list(row)
+    values[0] = int(values[0])
+    values[4] = State(values[4])
+    values[17] = int(values[17])
+    values[18] = bool(values[18])
+    values[19] = int(values[19])
+    return Conversation(*values)
+
+
+class ConversationStore:
+    def __init__(self, url: str) -> None:
+        self.db: Database = open_database(url, SCHEMA, setting="conversations.store", lock_name="alertq.conversations")
+
+    def describe(self) -> str:
+        return self.db.describe()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def get(self, conversation_id: int) -> Conversation:
+        [row] = self.db.execute(f"SELECT {_COLUMNS} FROM conversations WHERE id = %s", (conversation_id,))
+        return _conversation(row)
+
+    def open_conversation(self, destination: str, incident: str) -> Conversation | None:
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM conversations WHERE destination = %s AND incident = %s AND closed_at IS NULL",
+            (destination, incident),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    def latest_closed(self, destination: str, incident: str) -> Conversation | None:
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM conversations WHERE destination = %s AND incident = %s "
+            "AND closed_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (destination, incident),
+        )
+        return _conversation(rows[0]) if rows else None
+
+    def event_action(self, event_id: str) -> str | None:
+        """What was done for `event_id` already (root, reply, edit, folded, …), or None."""
+        rows = self.db.execute("SELECT action FROM events WHERE event_id = %s", (event_id,))
+        return str(rows[0][0]) if rows else None
+
+    def contacts(self, conversation_id: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT contact FROM notified WHERE conversation_id = %s ORDER BY seq, contact", (conversation_id,)
+        )
+        return [str(row[0]) for row in rows]
+
+    # -- conversations ------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        destination: str,
+        incident: str,
+        problem_id: str | None,
+        *,
+        event_id: str,
+        event_json: str,
+        fingerprint: str,
+        started_at: float,
+        state: State,
+        now: float,
+        lease: float,
+        closed_by_at: float | None = None,
+    ) -> tuple[Conversation, bool]:
+        """Start a conversation whose root `event_id` claims to post (True), or return the open one that
+        exists (False). With `closed_by_at` it starts closed (a RECOVERY posted as a root of its own):
+        there is no open one to collide with, so it always starts."""
+        closed_at = now if closed_by_at is not None else None
+        while True:
+            with self.db.transaction() as tx:
+                rows = tx.rows(
+                    "INSERT INTO conversations (destination, incident, problem_id, state, started_at, closed_at, "
+                    "closed_by_at, root_event, root_fingerprint, root_claimed_by, root_claimed_until) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (destination, incident) WHERE closed_at IS NULL DO NOTHING "
+                    f"RETURNING {_COLUMNS}",
+                    (
+                        destination,
+                        incident,
+                        problem_id,
+                        state.value,
+                        started_at,
+                        closed_at,
+                        closed_by_at,
+                        event_json,
+                        fingerprint,
+                        event_id,
+                        now + lease,
+                    ),
+                )
+                if rows:
+                    conversation = _conversation(rows[0])
+                    tx.count(
+                        "INSERT INTO renderings (conversation_id, fingerprint, owner_event, claimed_until, "
+                        "first_created) VALUES (%s, %s, %s, %s, %s)",
+                        (conversation.id, fingerprint, event_id, now + lease, started_at),
+                    )
+                    return conversation, True
+            existing = self.open_conversation(destination, incident)
+            if existing is not None:
+                return existing, False
+            # Closed between our insert and our look: try again.
+
+    def supersede(self, conversation_id: int, now: float) -> None:
+        self.db.execute(
+            "UPDATE conversations SET closed_at = %s, state = %s WHERE id = %s AND closed_at IS NULL",
+            (now, State.SUPERSEDED.value, conversation_id),
+        )
+
+    # -- the root ---------------------------------------------------------------------------------------
+
+    def take_root(self, conversation_id: int, event_id: str, now: float, lease: float) -> bool:
+        """Claim posting the root of a conversation that has none: True when `event_id` holds the claim
+        now (it held it already, or the holder's lease ran out)."""
+        [changed] = self.db.execute_counts(
+            (
+                "UPDATE conversations SET root_claimed_by = %s, root_claimed_until = %s "
+                "WHERE id = %s AND root_ref IS NULL "
+                "AND (root_claimed_by = %s OR root_claimed_by IS NULL OR root_claimed_until < %s)",
+                (event_id, now + lease, conversation_id, event_id, now),
+            )
+        )
+        return changed == 1
+
+    def record_root(self, conversation_id: int, event_id: str, channel: str, ref: str, now: float) -> bool:
+        """The root `event_id` claimed is posted: keep its reference (the root's own notification is
+        rendered with it). False when the claim was taken over meanwhile (the post stands; the other's
+        will be the one the conversation uses)."""
+        changed, _ = self.db.execute_counts(
+            (
+                "UPDATE conversations SET root_channel = %s, root_ref = %s, root_claimed_by = NULL, "
+                "root_claimed_until = NULL WHERE id = %s AND root_claimed_by = %s AND root_ref IS NULL",
+                (channel, ref, conversation_id, event_id),
+            ),
+            (
+                "UPDATE renderings SET done_at = COALESCE(done_at, %s) WHERE conversation_id = %s AND fingerprint = "
+                "(SELECT root_fingerprint FROM conversations WHERE id = %s)",
+                (now, conversation_id, conversation_id),
+            ),
+        )
+        return changed == 1
+
+    def forget_root(self, conversation_id: int, gone_ref: str, event_id: str, now: float, lease: float) -> bool:
+        """The root `gone_ref` was deleted in the chat: drop it and claim posting a new one (True), unless
+        another event did so first (False)."""
+        [changed] = self.db.execute_counts(
+            (
+                "UPDATE conversations SET root_ref = NULL, root_channel = NULL, root_claimed_by = %s, "
+                "root_claimed_until = %s, root_generation = root_generation + 1 WHERE id = %s AND root_ref = %s",
+                (event_id, now + lease, conversation_id, gone_ref),
+            )
+        )
+        return changed == 1
+
+    def release_root(self, conversation_id: int, event_id: str) -> None:
+        """Posting the root failed: let the next event try at once rather than after the lease."""
+        self.db.execute(
+            "UPDATE conversations SET root_claimed_until = 0 WHERE id = %s AND root_claimed_by = %s "
+            "AND root_ref IS NULL",
+            (conversation_id, event_id),
+        )
+
+    # -- renderings and events ---------------------------------------------------------------------------
+
+    def claim(
+        self,
+        conversation_id: int,
+        fingerprint: str,
+        event_id: str,
+        *,
+        created: float,
+        window: float,
+        now: float,
+        lease: float,
+    ) -> Claim:
+        """Claim rendering `fingerprint` in a conversation for `event_id` (created at `created`). A
+        rendering of the same fingerprint whose event was created more than `window` seconds earlier is
+        another round of it (notification numbers start again at 1), not a copy: it is claimed anew."""
+        with self.db.transaction() as tx:
+            inserted = tx.rows(
+                "INSERT INTO renderings (conversation_id, fingerprint, owner_event, claimed_until, first_created) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (conversation_id, fingerprint) DO NOTHING RETURNING 1",
+                (conversation_id, fingerprint, event_id, now + lease, created),
+            )
+            if inserted:
+                return Claim.MINE
+            [(owner, until, first_created, done_at)] = tx.rows(
+                "SELECT owner_event, claimed_until, first_created, done_at FROM renderings "
+                f"WHERE conversation_id = %s AND fingerprint = %s{self.db.for_update}",
+                (conversation_id, fingerprint),
+            )
+            another_round = created - first_created > window
+            if done_at is not None and not another_round:
+                return Claim.DONE
+            if done_at is None and owner != event_id and until >= now:
+                return Claim.BUSY
+            tx.count(
+                "UPDATE renderings SET owner_event = %s, claimed_until = %s, done_at = NULL, first_created = %s "
+                "WHERE conversation_id = %s AND fingerprint = %s",
+                (event_id, now + lease, created if another_round else first_created, conversation_id, fingerprint),
+            )
+            return Claim.MINE
+
+    def claimed(self, conversation_id: int, fingerprint: str) -> float | None:
+        """When the event that first claimed `fingerprint` in the conversation was created; None if none did."""
+        rows = self.db.execute(
+            "SELECT first_created FROM renderings WHERE conversation_id = %s AND fingerprint = %s",
+            (conversation_id, fingerprint),
+        )
+        return float(rows[0][0]) if rows else None
+
+    def release(self, conversation_id: int, fingerprint: str, event_id: str) -> None:
+        self.db.execute(
+            "UPDATE renderings SET claimed_until = 0 WHERE conversation_id = %s AND fingerprint = %s "
+            "AND owner_event = %s AND done_at IS NULL",
+            (conversation_id, fingerprint, event_id),
+        )
+
+    def done(self, conversation_id: int, fingerprint: str | None, event_id: str, action: str, now: float) -> None:
+        """`event_id` did `action`; with a fingerprint, that notification is rendered in the conversation."""
+        with self.db.transaction() as tx:
+            if fingerprint is not None:
+                tx.count(
+                    "UPDATE renderings SET done_at = %s WHERE conversation_id = %s AND fingerprint = %s",
+                    (now, conversation_id, fingerprint),
+                )
+            _record_event(tx, event_id, conversation_id, action, now)
+
+    def add_contact(self, conversation_id: int, contact: str, now: float) -> bool:
+        """Note that `contact` was notified; True when the conversation did not know it yet."""
+        [changed] = self.db.execute_counts(
+            (
+                "INSERT INTO notified (conversation_id, contact, seq) VALUES (%s, %s, %s) "
+                "ON CONFLICT (conversation_id, contact) DO NOTHING",
+                (conversation_id, contact, now),
+            )
+        )
+        return changed == 1
+
+    def take_contacts_edit(self, conversation_id: int) -> int | None:
+        """The one edit that brings the root's list of contacts up to date: its version, to this caller
+        only (None: it was taken; later contacts show at the next edit)."""
+        rows = self.db.execute(
+            "UPDATE conversations SET contacts_edited = 1, version = version + 1 "
+            "WHERE id = %s AND contacts_edited = 0 RETURNING version",
+            (conversation_id,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def acknowledge(self, conversation_id: int, author: str, comment: str) -> int:
+        """The root is to say who acknowledged and why; returns the version that shows it."""
+        [(version,)] = self.db.execute(
+            "UPDATE conversations SET ack_author = %s, ack_comment = %s, version = version + 1, "
+            "state = CASE WHEN state = %s THEN %s ELSE state END WHERE id = %s RETURNING version",
+            (author, comment, State.OPEN.value, State.ACKNOWLEDGED.value, conversation_id),
+        )
+        return int(version)
+
+    def recover(self, conversation_id: int, recovery_json: str, recovered_at: float, now: float) -> int:
+        """The incident recovered: the conversation closes (a later PROBLEM starts a new one); returns the
+        version that shows it."""
+        [(version,)] = self.db.execute(
+            "UPDATE conversations SET state = %s, recovery_event = %s, version = version + 1, "
+            "closed_at = COALESCE(closed_at, %s), closed_by_at = %s WHERE id = %s RETURNING version",
+            (State.RECOVERED.value, recovery_json, now, recovered_at, conversation_id),
+        )
+        return int(version)
+
+    def forget_old(self, before: float) -> int:
+        """Drop what no event can refer to any more: closed conversations and event ids older than
+        `before`, and webhook dedupe rows past their window."""
+        with self.db.transaction() as tx:
+            old = "SELECT id FROM conversations WHERE closed_at IS NOT NULL AND closed_at < %s"
+            tx.count(f"DELETE FROM renderings WHERE conversation_id IN ({old})", (before,))
+            tx.count(f"DELETE FROM notified WHERE conversation_id IN ({old})", (before,))
+            tx.count("DELETE FROM events WHERE at < %s", (before,))
+            dropped = tx.count("DELETE FROM conversations WHERE closed_at IS NOT NULL AND closed_at < %s", (before,))
+            tx.count("DELETE FROM webhook_posts WHERE first_at < %s", (before,))
+        return dropped
+
+    # -- webhook mode -----------------------------------------------------------------------------------
+
+    def webhook_claim(
+        self,
+        destination: str,
+        incident: str,
+        fingerprint: str,
+        *,
+        event_id: str,
+        contact: str,
+        created: float,
+        now: float,
+        lease: float,
+        window: float,
+    ) -> WebhookDecision:
+        """Whether to post this copy of a notification (created at `created`) to a webhook destination
+        (see folding.py). Copies count as one when their events were created within `window` seconds."""
+        key = (destination, incident, fingerprint)
+        with self.db.transaction() as tx:
+            inserted = tx.rows(
+                "INSERT INTO webhook_posts (destination, incident, fingerprint, owner_event, contacts, "
+                "claimed_until, first_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (destination, incident, fingerprint) DO NOTHING RETURNING 1",
+                (*key, event_id, dump([contact]), now + lease, created),
+            )
+            if inserted:
+                return WebhookDecision.POST
+            [(owner, contacts_json, until, posted_at, first_at)] = tx.rows(
+                "SELECT owner_event, contacts, claimed_until, posted_at, first_at FROM webhook_posts "
+                f"WHERE destination = %s AND incident = %s AND fingerprint = %s{self.db.for_update}",
+                key,
+            )
+            served = set(json.loads(contacts_json))
+            if owner == event_id:
+                if posted_at is not None:
+                    return WebhookDecision.DONE
+                tx.count(
+                    "UPDATE webhook_posts SET claimed_until = %s "
+                    "WHERE destination = %s AND incident = %s AND fingerprint = %s",
+                    (now + lease, *key),
+                )
+                return WebhookDecision.POST
+            stale = created - first_at > window
+            if stale or (posted_at is None and until < now):
+                # A new round of the same notification, or a copy whose worker died before posting.
+                tx.count(
+                    "UPDATE webhook_posts SET owner_event = %s, contacts = %s, claimed_until = %s, "
+                    "posted_at = NULL, first_at = %s WHERE destination = %s AND incident = %s AND fingerprint = %s",
+                    (
+                        event_id,
+                        dump([contact] if stale else sorted(served | {contact})),
+                        now + lease,
+                        created if stale else first_at,
+                        *key,
+                    ),
+                )
+                return WebhookDecision.POST
+            if contact in served:
+                return WebhookDecision.POST  # the core told this contact again: post it again, as ever
+            if posted_at is None:
+                return WebhookDecision.WAIT
+            tx.count(
+                "UPDATE webhook_posts SET contacts = %s WHERE destination = %s AND incident = %s AND fingerprint = %s",
+                (dump(sorted(served | {contact})), *key),
+            )
+            return WebhookDecision.FOLD
+
+    def webhook_posted(self, destination: str, incident: str, fingerprint: str, event_id: str, now: float) -> None:
+        self.db.execute(
+            "UPDATE webhook_posts SET posted_at = %s WHERE destination = %s AND incident = %s "
+            "AND fingerprint = %s AND owner_event = %s",
+            (now, destination, incident, fingerprint, event_id),
+        )
+
+    def webhook_release(self, destination: str, incident: str, fingerprint: str, event_id: str) -> None:
+        self.db.execute(
+            "UPDATE webhook_posts SET claimed_until = 0 WHERE destination = %s AND incident = %s "
+            "AND fingerprint = %s AND owner_event = %s AND posted_at IS NULL",
+            (destination, incident, fingerprint, event_id),
+        )
+
+
+def _record_event(tx: Transaction, event_id: str, conversation_id: int | None, action: str, now: float) -> None:
+    tx.count(
+        "INSERT INTO events (event_id, conversation_id, action, at) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        (event_id, conversation_id, action, now),
+    )
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
