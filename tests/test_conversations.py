@@ -115,14 +115,14 @@ def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
     disk = Service.new()
 
     # CRITICAL, to two contacts on the same destination: one root naming both, with its button.
-    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 1) for c in CONTACTS])
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 1, problem_id="4711") for c in CONTACTS])
     root = one_root(sink, chat, lambda r: all(c in root_text(r) for c in CONTACTS), "one root naming both")
     assert "CRITICAL" in root_text(root) and CRITICAL in root_text(root)
     assert buttons(root) == ["Acknowledge"]
     assert colour(root) == "#d9534f"
 
     # A re-notification (both contacts again) and an escalation step to carol: thread replies.
-    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 2) for c in CONTACTS])
+    enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, c, 2, problem_id="4711") for c in CONTACTS])
     wait_calls(sink, chat, replies_seen(sink, chat, 1), "the re-notification's reply")
     publish(amqp_url, [escalation_event(chat, disk, "carol", 1)], channel=chat)
     wait_calls(sink, chat, replies_seen(sink, chat, 2), "the escalation step's reply")
@@ -131,7 +131,18 @@ def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
     enqueue_all(
         env,
         [
-            command_line(chat, disk, "ACKNOWLEDGEMENT", 2, CRITICAL, c, 2, author="jdoe", comment="disk cleanup")
+            command_line(
+                chat,
+                disk,
+                "ACKNOWLEDGEMENT",
+                2,
+                CRITICAL,
+                c,
+                2,
+                author="jdoe",
+                comment="disk cleanup",
+                problem_id="4711",
+            )
             for c in CONTACTS
         ],
     )
@@ -141,7 +152,7 @@ def test_an_incident_is_one_root_with_its_thread_edited_on_ack_and_recovery(
     assert buttons(root) == []
 
     # RECOVERY: the root in the recovered colour, "recovered after"; a reply; the conversation closed.
-    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, c, 3) for c in CONTACTS])
+    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, c, 3, problem_id="0") for c in CONTACTS])
     wait_calls(sink, chat, replies_seen(sink, chat, 4), "the recovery's reply")
     root = one_root(sink, chat, lambda r: "RECOVERED after" in root_text(r), "the root recovered")
     assert colour(root) == "#5cb85c"

@@ -78,7 +78,9 @@ def test_a_nagios_incident_is_one_mattermost_conversation_from_problem_to_recove
     core = nagios_core_factory(
         hosts={host: [service]},
         channels=("mattermost",),
-        extra_args='--contact "$CONTACTNAME$" --notification-number "$NOTIFICATIONNUMBER$"',
+        # The openITCOCKPIT command lines pass the core's problem id (0 on a RECOVERY).
+        extra_args='--contact "$CONTACTNAME$" --notification-number "$NOTIFICATIONNUMBER$" '
+        '--problem-id "$SERVICEPROBLEMID$"',
         extra_objects=BACKUP_CONTACT,
         service_directives={"contacts": "oncall,backup", "notification_interval": "4"},
     )

@@ -71,6 +71,7 @@ def command_line(
     author: str = "",
     comment: str = "",
     timestamp: float | None = None,
+    problem_id: str | None = None,
 ) -> list[str]:
     """`alertq-enqueue` as openITCOCKPIT's notification command for `chat` runs it (its module's own
     flags, the core's macro values filled in), with alertq's contact, number and time flags added."""
@@ -103,6 +104,8 @@ def command_line(
         str(number),
         "--timestamp",
         str(int(time.time() if timestamp is None else timestamp)),
+        # $SERVICEPROBLEMID$ as the openITCOCKPIT commands pass it; Nagios sends 0 on a RECOVERY.
+        *(["--problem-id", problem_id] if problem_id is not None else []),
     ]
 
 

@@ -196,3 +196,15 @@ def test_an_escalation_step_to_a_contacts_own_channel_starts_a_conversation_ther
     flow.deliver(event("PROBLEM", "carol", escalation=step, at=5))
     flow.deliver(event("PROBLEM", "dave", address="@dave", escalation=step, at=5))
     assert chat.calls == [("root", "post1 PROBLEM"), ("reply", "post1 PROBLEM"), ("root", "post2 PROBLEM")]
+
+
+def test_a_contact_noted_while_the_root_was_being_posted_is_shown_when_its_copy_comes_back(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    flow.deliver(event("PROBLEM", "alice"))
+    conversation = flow.store.open_conversation("mattermost:abc:ops/alerts", "h1/s1")
+    assert conversation is not None
+    # bob's copy found the root being posted: it noted bob and waited, after alice's worker had looked.
+    flow.store.add_contact(conversation.id, "bob", clock.now + 1)
+    flow.deliver(event("PROBLEM", "bob"))
+    assert chat.calls == [("root", "post1 PROBLEM"), ("edit", "post1 open alice,bob")]

@@ -214,6 +214,7 @@ class Conversations:
             raise
         if not self.store.record_root(conversation.id, event.event_id, ref.channel, ref.id, self.clock()):
             bound.warning("conversation.root_claim_lost", conversation=conversation.id, ref=ref.id)
+        self.store.shown(conversation.id, len(view.contacts))
         bound.info("conversation.root_posted", conversation=conversation.id, ref=ref.id)
         missing = set(self.store.contacts(conversation.id)) - set(view.contacts)
         if missing:
@@ -287,8 +288,13 @@ class Conversations:
         self, conversation: Conversation, event: AlertEvent, posted_now: bool, bound: structlog.BoundLogger
     ) -> None:
         now = self.clock()
-        new = self._add_contact(conversation, event, now)
-        if new and not posted_now:
+        self._add_contact(conversation, event, now)
+        # A contact the root does not list yet (this copy's, or one noted while the root was being
+        # posted, after its poster looked): the one contacts edit, if it was not made already.
+        if (
+            not posted_now
+            and len(self.store.contacts(conversation.id)) > self.store.get(conversation.id).shown_contacts
+        ):
             self._contacts_edit(conversation.id, bound)
         self.store.done(conversation.id, None, event.event_id, "root" if posted_now else "folded", now)
         bound.info("conversation.folded" if not posted_now else "conversation.root_done", conversation=conversation.id)
@@ -303,8 +309,9 @@ class Conversations:
             root = self._root(conversation, destination, event, bound)
             if root is None:
                 return  # posted anew just now, showing the latest state
+            view = self._view(conversation)
             try:
-                self.chat.edit_root(root, self._view(conversation))
+                self.chat.edit_root(root, view)
             except PostNotFound:
                 bound.warning("conversation.root_gone", conversation=conversation_id, ref=root.id)
                 self._repost(conversation, root, destination, event, bound)
@@ -313,6 +320,7 @@ class Conversations:
                 # The chat's edit time limit, an archived channel: the thread reply still tells it.
                 bound.warning("conversation.root_not_editable", conversation=conversation_id, error=exc.reason)
                 return
+            self.store.shown(conversation_id, len(view.contacts))
             if self.store.get(conversation_id).version <= conversation.version:
                 return
             # A newer state was written while this edit was on its way: show it.
@@ -374,10 +382,12 @@ class Conversations:
         conversation = self.store.get(conversation_id)
         if conversation.root_ref is None or conversation.root_channel is None:
             return
+        view = self._view(conversation)
         try:
-            self.chat.edit_root(PostRef(conversation.root_channel, conversation.root_ref), self._view(conversation))
+            self.chat.edit_root(PostRef(conversation.root_channel, conversation.root_ref), view)
         except (PostNotFound, PostNotEditable):
             return  # the next event that needs the root posts it anew, or says it in the thread
+        self.store.shown(conversation_id, len(view.contacts))
         bound.info("conversation.contacts_shown", conversation=conversation_id)
 
     # -- helpers ------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ SCHEMA = (
         recovery_event TEXT,
         version INTEGER NOT NULL DEFAULT 0,
         contacts_edited INTEGER NOT NULL DEFAULT 0,
-        root_generation INTEGER NOT NULL DEFAULT 0
+        root_generation INTEGER NOT NULL DEFAULT 0,
+        shown_contacts INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS conversations_open ON conversations (destination, incident) "
     "WHERE closed_at IS NULL",
@@ -102,7 +103,7 @@ SCHEMA = (
 _COLUMNS = (
     "id, destination, incident, problem_id, state, started_at, closed_at, closed_by_at, root_event, "
     "root_fingerprint, root_channel, root_ref, root_claimed_by, root_claimed_until, ack_author, ack_comment, "
-    "recovery_event, version, contacts_edited, root_generation"
+    "recovery_event, version, contacts_edited, root_generation, shown_contacts"
 )
 
 
@@ -135,6 +136,7 @@ class Conversation:
     version: int
     contacts_edited: bool
     root_generation: int  # how many roots were lost (deleted in the chat) and posted anew
+    shown_contacts: int  # how many notified contacts the root lists, as last posted or edited
 
     @property
     def is_open(self) -> bool:
@@ -161,6 +163,7 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     values[17] = int(values[17])
     values[18] = bool(values[18])
     values[19] = int(values[19])
+    values[20] = int(values[20])
     return Conversation(*values)
 
 
@@ -397,6 +400,14 @@ class ConversationStore:
             )
         )
         return changed == 1
+
+    def shown(self, conversation_id: int, contacts: int) -> None:
+        """The root, as just posted or edited, lists `contacts` contacts."""
+        self.db.execute(
+            "UPDATE conversations SET shown_contacts = CASE WHEN shown_contacts < %s THEN %s ELSE shown_contacts END "
+            "WHERE id = %s",
+            (contacts, contacts, conversation_id),
+        )
 
     def take_contacts_edit(self, conversation_id: int) -> int | None:
         """The one edit that brings the root's list of contacts up to date: its version, to this caller
