@@ -450,6 +450,9 @@ def test_two_workers_and_a_slow_chat_never_let_a_follow_up_overtake_its_root(
     assert sum(len(w.events("delivery.deferred")) for w in workers) > 0, "no follow-up ever had to wait"
 
 
+# Minutes on a busy machine (500 incidents, two kills and restarts): it ran past pytest's 600 s timeout
+# in a full parallel run, so it is opt-in like the other long outage tests.
+@pytest.mark.skipif(os.environ.get("ALERTQ_SLOW_TESTS") != "1", reason="a 500-incident storm; ALERTQ_SLOW_TESTS=1")
 def test_a_worker_killed_mid_storm_leaves_at_most_one_percent_double_roots(
     alertq_env: dict[str, str], amqp_url: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:

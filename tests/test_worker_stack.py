@@ -29,5 +29,9 @@ def test_up_runs_a_worker_per_configured_channel_with_its_own_metrics_port() -> 
 def test_up_routes_channels_without_an_endpoint_to_the_sink_and_skips_disabled_ones() -> None:
     parts = {p.name: p for p in processes(Settings.model_validate({"channels": {"slack": {"enabled": False}}}))}
     assert set(parts) == {"relay", "worker-mattermost", "worker-email", "worker-webhook", "sink"}
-    assert parts["worker-mattermost"].env["ALERTQ_CHANNELS__MATTERMOST__URL"].endswith("/hooks/mattermost/local")
+    # The chats post to the sink's API emulation (a conversation per incident), the webhook to its hook.
+    mattermost = parts["worker-mattermost"].env
+    assert mattermost["ALERTQ_CHANNELS__MATTERMOST__API_URL"] == Settings().sink.public_url()
+    assert mattermost["ALERTQ_CHANNELS__MATTERMOST__BOT_TOKEN"]
+    assert "ALERTQ_CHANNELS__MATTERMOST__URL" not in mattermost
     assert parts["worker-webhook"].env["ALERTQ_CHANNELS__WEBHOOK__URL"].endswith("/hooks/webhook/local")
