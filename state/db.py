@@ -55,6 +55,10 @@ class Database(ABC):
         with self.transaction() as tx:
             return tx.rows(sql, params)
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One SELECT, which changes nothing: no write lock needed."""
+        return self.execute(sql, params)
+
     def execute_counts(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
         """Statements in one transaction; the number of rows each changed."""
         with self.transaction() as tx:
@@ -101,6 +105,11 @@ class SqliteDatabase(Database):
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # Autocommit: the SELECT is its own read transaction, which waits for no writer (WAL).
+        with self._lock:
+            return self._db.execute(sql.replace("%s", "?"), tuple(params)).fetchall()
 
     def close(self) -> None:
         self._db.close()

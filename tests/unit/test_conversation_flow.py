@@ -208,3 +208,18 @@ def test_a_contact_noted_while_the_root_was_being_posted_is_shown_when_its_copy_
     flow.store.add_contact(conversation.id, "bob", clock.now + 1)
     flow.deliver(event("PROBLEM", "bob"))
     assert chat.calls == [("root", "post1 PROBLEM"), ("edit", "post1 open alice,bob")]
+
+
+def test_an_escalation_steps_contact_is_mentioned_in_the_thread_not_added_to_the_roots_list(
+    flow: Conversations, chat: RecordingChat
+) -> None:
+    flow.deliver(event("PROBLEM", "alice"))
+    flow.deliver(event("PROBLEM", "carol", escalation={"policy": "p", "step": 1}, at=5))
+    flow.deliver(event("ACKNOWLEDGEMENT", "alice", at=10))
+    flow.deliver(event("ACKNOWLEDGEMENT", "bob", at=10))  # another contact's copy: no edit for carol
+    assert chat.calls == [
+        ("root", "post1 PROBLEM"),
+        ("reply", "post1 PROBLEM"),
+        ("edit", "post1 acknowledged alice"),
+        ("reply", "post1 ACKNOWLEDGEMENT"),
+    ]

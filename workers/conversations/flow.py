@@ -154,7 +154,7 @@ class Conversations:
             return conversation
         if kind == "ACKNOWLEDGEMENT" and event.ack is not None:
             self.store.acknowledge(conversation.id, event.ack.author, event.ack.comment)
-        self._add_contact(conversation, event, now)
+        self._add_contact(conversation, event, now, root=True)
         bound.info("conversation.started", conversation=conversation.id, by=kind)
         conversation = self.store.get(conversation.id)
         self._post_root(conversation, destination, event, bound)
@@ -405,10 +405,13 @@ class Conversations:
             else None,
         )
 
-    def _add_contact(self, conversation: Conversation, event: AlertEvent, now: float) -> bool:
-        """The root lists the contacts of its problem's notifications (the core's and escalation steps')."""
+    def _add_contact(self, conversation: Conversation, event: AlertEvent, now: float, root: bool = False) -> bool:
+        """The root lists the contacts the core notified of its problem; an escalation step's contact is
+        mentioned in the thread instead, unless the step starts the conversation (`root`: in the
+        contact's own channel)."""
         contact = contact_of(event)
-        if not contact or event.notification_type != "PROBLEM":
+        step = 0 if event.escalation is None else event.escalation.step
+        if not contact or event.notification_type != "PROBLEM" or (step > 0 and not root):
             return False
         return self.store.add_contact(conversation.id, contact, now)
 

@@ -180,18 +180,18 @@ class ConversationStore:
     # -- reading ----------------------------------------------------------------------------------------
 
     def get(self, conversation_id: int) -> Conversation:
-        [row] = self.db.execute(f"SELECT {_COLUMNS} FROM conversations WHERE id = %s", (conversation_id,))
+        [row] = self.db.query(f"SELECT {_COLUMNS} FROM conversations WHERE id = %s", (conversation_id,))
         return _conversation(row)
 
     def open_conversation(self, destination: str, incident: str) -> Conversation | None:
-        rows = self.db.execute(
+        rows = self.db.query(
             f"SELECT {_COLUMNS} FROM conversations WHERE destination = %s AND incident = %s AND closed_at IS NULL",
             (destination, incident),
         )
         return _conversation(rows[0]) if rows else None
 
     def latest_closed(self, destination: str, incident: str) -> Conversation | None:
-        rows = self.db.execute(
+        rows = self.db.query(
             f"SELECT {_COLUMNS} FROM conversations WHERE destination = %s AND incident = %s "
             "AND closed_at IS NOT NULL ORDER BY id DESC LIMIT 1",
             (destination, incident),
@@ -200,11 +200,11 @@ class ConversationStore:
 
     def event_action(self, event_id: str) -> str | None:
         """What was done for `event_id` already (root, reply, edit, folded, …), or None."""
-        rows = self.db.execute("SELECT action FROM events WHERE event_id = %s", (event_id,))
+        rows = self.db.query("SELECT action FROM events WHERE event_id = %s", (event_id,))
         return str(rows[0][0]) if rows else None
 
     def contacts(self, conversation_id: int) -> list[str]:
-        rows = self.db.execute(
+        rows = self.db.query(
             "SELECT contact FROM notified WHERE conversation_id = %s ORDER BY seq, contact", (conversation_id,)
         )
         return [str(row[0]) for row in rows]
@@ -367,7 +367,7 @@ class ConversationStore:
 
     def claimed(self, conversation_id: int, fingerprint: str) -> float | None:
         """When the event that first claimed `fingerprint` in the conversation was created; None if none did."""
-        rows = self.db.execute(
+        rows = self.db.query(
             "SELECT first_created FROM renderings WHERE conversation_id = %s AND fingerprint = %s",
             (conversation_id, fingerprint),
         )
