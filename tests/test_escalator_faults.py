@@ -70,10 +70,11 @@ def test_sigkill_of_the_active_escalator_and_a_broker_restart_lose_no_step_and_s
             lateness = (step_seen.at - (opened + timedelta(seconds=3 * step_seen.step))).total_seconds()
             assert lateness <= 1.5, f"step {step_seen.step} {lateness:+.2f}s late across the takeover"
 
-        # The endpoint can have a step before the worker's ack of it has left: a broker stopped in between
-        # redelivers it (at-least-once), which is not what this test is about. The worker logs a delivery
-        # after its ack is written, so wait for that.
+        # The endpoint can have a step before the broker has applied the worker's ack: a broker stopped in
+        # between redelivers it (at-least-once), which is not what this test is about. Wait for the worker's
+        # log (its ack is on the wire), then for the queue to hold nothing unacked.
         worker.wait_log("delivery.delivered", count=3, timeout=10)
+        private_node.wait_settled(names.notify_queue("webhook"))
         private_node.stop()  # between step 2 and step 3: the step-3 timer sits in a delay queue
         private_node.start()
         restarted = EscalatorProcess(env, tmp_path / "restarted.log").started()  # the old active, back

@@ -236,6 +236,20 @@ class PrivateNode:
             check=False,
         )
 
+    def wait_settled(self, queue: str, timeout: float = 20) -> None:
+        """Until the broker has processed every ack for `queue`. A consumer's ack is on the wire before
+        it logs the delivery, but a quorum queue applies it only once its log has committed it: a node
+        stopped in between redelivers the message (at-least-once), which a test may not be about."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self.ctl("-q", "list_queues", "name", "messages_unacknowledged", "--no-table-headers")
+            counts = dict(line.split()[:2] for line in listed.stdout.splitlines() if len(line.split()) >= 2)
+            if listed.returncode == 0 and counts.get(queue) == "0":
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{queue} still has unacked messages: {counts or listed.stderr.strip()}")
+            time.sleep(0.2)
+
     def start(self, timeout: float = 90) -> None:
         subprocess.run(["rabbitmq-server", "-detached"], env=self.env(), check=True, capture_output=True)
         deadline = time.monotonic() + timeout
