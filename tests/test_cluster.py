@@ -196,7 +196,7 @@ def losing_the_queue_leader_mid_flow_loses_no_event(
         f"duplicates: {sum(duplicates.values())} extra deliveries of {len(duplicates)} events "
         f"{sorted(duplicates)[:10]}{' …' if len(duplicates) > 10 else ''}"
     )
-    assert not missing, f"{len(missing)} events never reached the endpoint"
+    assert not missing, f"{len(missing)} events never reached the endpoint; queues now: {cluster.depths('outage')}"
     assert reached == EVENTS
     # They reconnected by themselves, to the nodes still up.
     assert "relay.broker_unavailable" in relay_text and relay_text.count('"relay.connected"') >= 2

@@ -173,6 +173,12 @@ class Cluster:
             messages=int(info.get("messages", 0)),
         )
 
+    def depths(self, vhost: str = "/") -> dict[str, int]:
+        """Every queue of `vhost` that holds messages (ready, unacked or awaiting dead-lettering)."""
+        queues = self.get(None, f"/queues/{quote(vhost, safe='')}")
+        depths = {q["name"]: int(q.get("messages", 0)) + int(q.get("messages_dlx", 0)) for q in queues}
+        return {name: n for name, n in depths.items() if n}
+
     def wait_leader_elsewhere(self, queue: str, gone: str, vhost: str = "/", timeout: float = 60) -> str:
         """Wait until `queue` has a leader other than `gone` (the stopped node); returns it."""
         deadline = time.monotonic() + timeout
