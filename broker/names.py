@@ -24,6 +24,9 @@ HEADER_DEAD_AT = "alertq-dead-at"
 HEADER_REPLAYED_AT = "alertq-replayed-at"
 HEADER_REPLAY_COUNT = "alertq-replay-count"
 HEADER_DELAY = "alertq-delay"
+# On a dead letter whose notification was re-addressed to its channel's fallback (workers/fallback.py):
+# the channels, comma-separated. Kept by `alertq dlq replay`, so the fallback goes out once.
+HEADER_FALLBACK_SENT = "alertq-fallback-sent"
 # Set by `alertq test`: the queue the worker sends its receipt to (workers/receipts.py).
 HEADER_REPORT_TO = "alertq-report-to"
 RECEIPT_QUEUE_PREFIX = "alertq.receipts."

@@ -73,6 +73,23 @@ class Escalation(_Model):
     since: AwareDatetime | None = Field(None, description="When the incident's first PROBLEM was seen, if known.")
 
 
+class Fallback(_Model):
+    """Set on the copy of a notification that its own channel gave up on (workers/fallback.py): which
+    channel gave up, why, and when the copy was re-addressed. A copy that carries it never falls back
+    again, so fallbacks cannot chain or loop."""
+
+    from_channel: str = Field(min_length=1, description="The channel that gave up.")
+    reason: str = Field(description="Its dead-letter reason: permanent, max-attempts or expired.")
+    error: str = Field(description="Its last error, as in the dead letter's alertq-last-error.")
+    at: AwareDatetime = Field(description="When the copy was re-addressed; its age limit counts from here.")
+    original_event_id: str = Field(min_length=1, description="The event id of the dead letter.")
+
+    @property
+    def note(self) -> str:
+        """`slack gave up (permanent): slack channel C0ALERTS not found (channel_not_found)`."""
+        return f"{self.from_channel} gave up ({self.reason}): {self.error}"
+
+
 class Source(_Model):
     producer_host: str
     core: str
@@ -98,6 +115,7 @@ class AlertEvent(_Model):
     problem_id: str | None = None
     contact: Contact | None = None
     escalation: Escalation | None = None
+    fallback: Fallback | None = None
     source: Source
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
+from pydantic_settings import NoDecode
 
 from schemas.fields import (
     BotToken,
@@ -24,6 +25,7 @@ from schemas.fields import (
     SecretHttpUrl,
     SigningSecret,
     StateStoreUrl,
+    split_list,
 )
 
 SLACK_API_URL = "https://slack.com/api/"
@@ -71,6 +73,12 @@ class ChannelSettings(_Section):
     enabled: bool = Field(True, description="Run a worker for this channel and accept `--channel` for it.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    fallback: Annotated[list[str], NoDecode, BeforeValidator(split_list)] = Field(
+        default_factory=list,
+        description="Channels that get one copy of a notification this channel gives up on (dead letter "
+        '`permanent`, `max-attempts` or `expired`), with a note why; e.g. `["email"]`. '
+        "Comma-separated in the environment.",
+    )
 
     def problem(self, name: str) -> str | None:
         """Why channel `name` cannot deliver with these settings (one line naming the setting), or None."""

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -215,6 +216,27 @@ class ChannelsSettings(_Section):
         if not config.enabled:
             return f"channel {name!r} is disabled (channels.{name}.enabled = false)"
         return config.problem(name)
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> ChannelsSettings:
+        """A fallback names another channel that is on: one that is not would leave the copy nowhere to go."""
+        known = list(type(self).model_fields)
+        for name in known:
+            config = self.get(name)
+            if not config.enabled:
+                continue
+            for fallback in config.fallback:
+                if fallback not in known:
+                    raise PydanticCustomError(
+                        "fallback", f"channels.{name}.fallback: no channel {fallback!r}; channels: {', '.join(known)}"
+                    )
+                if fallback == name:
+                    raise PydanticCustomError("fallback", f"channels.{name}.fallback names the channel itself")
+                if not self.get(fallback).enabled:
+                    raise PydanticCustomError("fallback", f"channels.{name}.fallback: channel {fallback!r} is disabled")
+            if len(set(config.fallback)) != len(config.fallback):
+                raise PydanticCustomError("fallback", f"channels.{name}.fallback names a channel twice")
+        return self
 
 
 class LogSettings(_Section):

@@ -3,7 +3,9 @@ instead of being delivered late. Checked before every attempt.
 
 The age counts from the event's `created_at`, or, for a replayed dead letter, from its last replay
 (`alertq-replayed-at`, set by `alertq dlq replay`): an SRE who replays an `expired` dead letter wants
-it delivered now, and the replay grants it a full `max_age` again (as it grants full retries).
+it delivered now, and the replay grants it a full `max_age` again (as it grants full retries). A
+fallback copy (workers/fallback.py) counts from when it was re-addressed (`fallback.at`): the channel
+that gave up may have used up the whole `max_age` on its retries, and the copy must still go out.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ def replayed_at(headers: Mapping[str, Any]) -> datetime | None:
 
 
 def counted_from(event: AlertEvent, headers: Mapping[str, Any]) -> datetime:
-    """Where the age starts: the later of creation and the last replay."""
+    """Where the age starts: the latest of creation, the fallback re-addressing and the last replay."""
+    starts = [event.created_at]
+    if event.fallback is not None:
+        starts.append(event.fallback.at)
     replayed = replayed_at(headers)
-    return max(event.created_at, replayed) if replayed is not None else event.created_at
+    if replayed is not None:
+        starts.append(replayed)
+    return max(starts)
 
 
 def age(event: AlertEvent, headers: Mapping[str, Any], now: datetime) -> float:

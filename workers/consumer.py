@@ -6,8 +6,9 @@ to `handle` (which must return at once, the worker passes them to lane threads),
 them. Lane threads report an outcome with `settle_threadsafe`, which goes through
 `connection.add_callback_threadsafe`, the one cross-thread call pika allows.
 
-Settling = publish what has to go on (a retry to `alertq.delay`, a dead letter to `alertq.dead`) with
-publisher confirms and mandatory on a channel of its own, and only then ack the input. A publish the
+Settling = publish what has to go on (a retry to `alertq.delay`, a dead letter to `alertq.dead`, and
+before it any fallback copies to `alertq.events`) with publisher confirms and mandatory on a channel of
+its own, and only then ack the input. A publish the
 broker refuses nacks the input back into the queue (requeue), never acks it. If the connection
 drops, nothing is acked: the broker redelivers every unsettled message (at-least-once; the queue's
 `x-delivery-limit` stops a message that crashes workers). Then reconnect with backoff (`broker.session`).
@@ -67,11 +68,14 @@ class Publication:
     routing_key: str
     properties: pika.BasicProperties
     delay: int | None = None  # the delay queue this needs (declared on first use)
+    body: bytes | None = None  # None: the delivery's own body; else another message (a fallback copy)
 
 
 @dataclass(frozen=True)
 class Settlement:
     publication: Publication | None = None  # None: just ack (delivered)
+    # Published (each confirmed) before `publication`: a dead letter's fallback copies (workers/fallback.py).
+    before: tuple[Publication, ...] = ()
     requeue: bool = False  # hand it back to the queue unsettled (shutdown)
     on_settled: Callable[[bool], None] | None = None  # True: acked; False: requeued
 
@@ -232,6 +236,8 @@ class Consumer:
                 self._consume.basic_nack(delivery.tag, requeue=True)
             else:
                 try:
+                    for publication in settlement.before:
+                        self._publish(delivery, publication)
                     if settlement.publication is not None:
                         self._publish(delivery, settlement.publication)
                 except PublishError as exc:
@@ -274,7 +280,8 @@ class Consumer:
             topology.apply(self._publisher.channel, topology.Plan([], [queue], [binding]))
             self._delays.add(publication.delay)
             log.info("worker.delay_queue_declared", queue=queue.name)
-        self._publisher.publish(publication.exchange, publication.routing_key, delivery.body, publication.properties)
+        body = delivery.body if publication.body is None else publication.body
+        self._publisher.publish(publication.exchange, publication.routing_key, body, publication.properties)
 
     def send_receipt(self, queue: str, body: bytes) -> None:
         """On the connection's thread: best effort, unconfirmed, to `queue` via the default exchange."""

@@ -20,3 +20,8 @@ DELIVERY_SECONDS = Histogram(
 RETRIES = Counter("alertq_retries_total", "Messages sent to a broker delay queue for a later attempt.", ["channel"])
 DEAD_LETTERS = Counter("alertq_dead_letters_total", "Messages dead-lettered, by reason.", ["channel", "reason"])
 IN_FLIGHT = Gauge("alertq_in_flight", "Messages this worker holds unacked.", ["channel"])
+FALLBACKS = Counter(
+    "alertq_fallbacks_total",
+    "Notifications this channel gave up on and re-addressed to a fallback channel (channels.<name>.fallback).",
+    ["channel", "fallback"],
+)

@@ -88,6 +88,7 @@ class Notice:
     service_url: str | None
     facts: tuple[Fact, ...]
     escalation: str | None  # "Escalated (step 2, since 2026-11-27 19:30:00 UTC)"
+    fallback: str | None  # "Fallback: slack gave up (permanent): slack channel C0ALERTS not found (…)"
     when: str  # "2026-11-27 19:44:42 UTC"
     timestamp: int  # created_at as epoch seconds
     is_problem: bool  # a PROBLEM in a non-OK state: the only thing worth an Acknowledge button
@@ -125,6 +126,7 @@ def render(event: AlertEvent, ui_base_url: str | None = None) -> Notice:
         service_url=service_url,
         facts=facts(event, host, service),
         escalation=escalation_line(event),
+        fallback=fallback_line(event),
         when=format_time(event.created_at),
         timestamp=int(event.created_at.timestamp()),
         is_problem=is_problem(event),
@@ -225,6 +227,13 @@ def escalation_line(event: AlertEvent) -> str | None:
         return None
     since = f", since {format_time(event.escalation.since)}" if event.escalation.since else ""
     return f"Escalated (step {event.escalation.step}{since})"
+
+
+def fallback_line(event: AlertEvent) -> str | None:
+    """Why this came here: the channel it was meant for gave up on it (workers/fallback.py)."""
+    if event.fallback is None:
+        return None
+    return one_line(f"Fallback: {event.fallback.note}")
 
 
 def format_time(moment: datetime) -> str:

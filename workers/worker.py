@@ -18,6 +18,8 @@ Top-down:
      waits unacked in the process); past `retry.max_attempts` → `max-attempts`, past the age limit
      → `expired`;
    - `Permanent` → dead letter `permanent` at once (`broker/dead_letters.py`);
+   - a dead letter `permanent`, `max-attempts` or `expired` also sends one copy to each channel in
+     `channels.<name>.fallback`, with a note why (fallback.py), published before the dead letter;
    every publish is confirmed before the input is acked; a refused publish requeues the input;
    a message from `alertq test` (header `alertq-report-to`) gets a receipt of its outcome (receipts.py);
    a message whose connection was lost before its lane got to it is skipped, not sent: the broker
@@ -47,7 +49,7 @@ from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent, parse_alert
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
-from workers import age_limit, metrics, one_cpu, receipts, retries
+from workers import age_limit, fallback, metrics, one_cpu, receipts, retries
 from workers.channels import load_notifier
 from workers.channels.base import Notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
@@ -65,6 +67,7 @@ class Worker:
         self.metrics_port = settings.worker.metrics_port if metrics_port is None else metrics_port
         config = settings.channels.get(channel)
         self.notifier: Notifier = load_notifier(channel, config)
+        self.fallback_channels = list(config.fallback)
         self.rate_limits = RateLimits(config.rate_limit)
         work = settings.worker
         self.lanes: Lanes[Delivery] = Lanes(work.lane_concurrency, work.lane_backlog, work.park_after)
@@ -171,10 +174,14 @@ class Worker:
         first_at = retries.first_attempt_at(headers, now)
         bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
         if age_limit.expired(event, headers, max_age, now):
-            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
+            return self._dead(
+                bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target, event
+            )
         waited = 0.0 if self.notifier.paces_itself(event) else self.rate_limits.bucket(target).take()
         if waited and age_limit.expired(event, headers, max_age, datetime.now(UTC)):
-            return self._dead(bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target)
+            return self._dead(
+                bound, delivery, dead_letters.EXPIRED, _expired_error(headers), bookkeeping, target, event
+            )
         bound.debug("delivery.attempt", redelivered=delivery.redelivered, rate_limited_for=round(waited, 3))
         started = time.monotonic()
         try:
@@ -184,7 +191,7 @@ class Worker:
                 self.settings.worker.connect_retry_wait,
             )
         except Permanent as exc:
-            return self._dead(bound, delivery, dead_letters.PERMANENT, exc.reason, bookkeeping, target)
+            return self._dead(bound, delivery, dead_letters.PERMANENT, exc.reason, bookkeeping, target, event)
         except Retryable as exc:
             return self._retry(bound, delivery, event, attempt, exc, bookkeeping, target)
         finally:
@@ -213,12 +220,12 @@ class Worker:
         if isinstance(error, Deferred):
             return self._defer(bound, delivery, event, error, bookkeeping, target)
         if attempt >= retry.max_attempts:
-            return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping, target)
+            return self._dead(bound, delivery, dead_letters.MAX_ATTEMPTS, error.reason, bookkeeping, target, event)
         delay = retries.delay_for(attempt, retry.delays, error.after)
         headers = dict(delivery.properties.headers or {})
         if age_limit.remaining(event, headers, retry.max_age, datetime.now(UTC)) < delay:
             reason = f"{error.reason} (the next try in {delay}s would be past retry.max_age)"
-            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target)
+            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target, event)
         headers = retries.without_broker_headers(headers)
         headers.update(bookkeeping)
         headers[names.HEADER_ATTEMPT] = attempt + 1
@@ -251,7 +258,7 @@ class Worker:
         headers = dict(delivery.properties.headers or {})
         if age_limit.remaining(event, headers, self.settings.retry.max_age, datetime.now(UTC)) < delay:
             reason = f"{error.reason} (waited until retry.max_age)"
-            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target)
+            return self._dead(bound, delivery, dead_letters.EXPIRED, reason, bookkeeping, target, event)
         headers = retries.without_broker_headers(headers)
         headers.update(bookkeeping)
         headers[names.HEADER_DELAY] = str(delay)
@@ -274,8 +281,19 @@ class Worker:
         error: str,
         bookkeeping: dict[str, Any],
         target: str | None = None,
+        event: AlertEvent | None = None,
     ) -> Settlement:
-        properties = dead_letters.properties(delivery.properties, reason, error, datetime.now(UTC), bookkeeping)
+        now = datetime.now(UTC)
+        headers = delivery.properties.headers or {}
+        to = [] if event is None else fallback.channels_for(event, headers, reason, self.fallback_channels)
+        copies = [] if event is None else [fallback.copy_for(event, channel, reason, error, now) for channel in to]
+        before = tuple(
+            Publication(names.EVENTS_EXCHANGE, names.retry_key(c.channel), fallback.properties(c), body=c.to_json())
+            for c in copies
+        )
+        if to:  # the dead letter remembers it, so that its replay sends no second copy
+            bookkeeping = {**bookkeeping, names.HEADER_FALLBACK_SENT: ",".join(to)}
+        properties = dead_letters.properties(delivery.properties, reason, error, now, bookkeeping)
         publication = Publication(names.DEAD_EXCHANGE, names.notify_key(self.channel), properties)
 
         def settled(acked: bool) -> None:
@@ -283,10 +301,13 @@ class Worker:
                 metrics.DELIVERIES.labels(self.channel, metrics.DEAD).inc()
                 metrics.DEAD_LETTERS.labels(self.channel, reason).inc()
                 bound.error("delivery.dead_lettered", reason=reason, error=error)
-                attempt = retries.attempt_of(delivery.properties.headers or {})
+                for copy in copies:
+                    metrics.FALLBACKS.labels(self.channel, copy.channel).inc()
+                    bound.warning("delivery.fallback_sent", fallback=copy.channel, fallback_event_id=copy.event_id)
+                attempt = retries.attempt_of(headers)
                 self._receipt(delivery, "dead", attempt, target=target, error=error, dead_reason=reason)
 
-        return Settlement(publication, on_settled=settled)
+        return Settlement(publication, before=before, on_settled=settled)
 
     def _receipt(self, delivery: Delivery, outcome: receipts.Outcome, attempt: int, **details: Any) -> None:
         """On the connection thread, after the outcome is settled: tell `alertq test`, if it asked."""

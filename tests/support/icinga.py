@@ -59,6 +59,10 @@ class Icinga2Core:
     parent: Path
     hosts: Mapping[str, Sequence[str]] = field(default_factory=lambda: {"web01": ["disk"]})
     start_timeout: float = 60.0
+    # Icinga 2 DSL added inside every Host object (e.g. `vars.alertq_channels = [ "mattermost" ]`), and
+    # after all objects (e.g. `include "…/deploy/icinga2/alertq.conf"`, users, the notification feature).
+    host_attributes: str = ""
+    extra_config: str = ""
 
     workdir: Path = field(init=False)
     port: int = field(init=False, default=0)
@@ -187,6 +191,14 @@ class Icinga2Core:
     def _api_answers(self) -> bool:
         return self.api("GET", "/v1/status/IcingaApplication", timeout=2).status_code == 200
 
+    def as_core_user(self) -> list[str]:
+        """The argv prefix that runs a program as the daemon's user (empty when that is us)."""
+        return self._as_core_user()
+
+    @property
+    def core_user(self) -> str:
+        return CORE_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
     def _as_core_user(self) -> list[str]:
         if os.geteuid() != 0:
             return []
@@ -234,10 +246,15 @@ class Icinga2Core:
             f'object ApiUser "{API_USER}" {{ password = "{API_PASSWORD}"; permissions = [ "*" ] }}',
         ]
         for host, services in self.hosts.items():
-            objects.append(f'object Host "{host}" {{ check_command = "dummy"; enable_active_checks = false }}')
+            objects.append(
+                f'object Host "{host}" {{ check_command = "dummy"; enable_active_checks = false\n'
+                f"{self.host_attributes}\n}}"
+            )
             for service in services:
                 objects.append(
                     f'object Service "{service}" {{ host_name = "{host}"; check_command = "dummy";'
                     " enable_active_checks = false; max_check_attempts = 1 }"
                 )
+        if self.extra_config:
+            objects.append(self.extra_config)
         return "\n".join(objects) + "\n"

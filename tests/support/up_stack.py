@@ -66,12 +66,24 @@ def alertq_up(
     """`alertq up` with only `channel` enabled (two_way), delivering to the sink, the listener's clicks
     forwarded into `core`'s command file, and the relay reading the spool the core's commands write;
     `extra_env` adds settings."""
+    assert core.spool_dir is not None
+    target = {"ALERTQ_ACK_TARGET__KIND": "nagios", "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file)}
+    with alertq_up_for(alertq_env, core.spool_dir, target, channel, log, **extra_env) as stack:
+        yield stack
+
+
+@contextmanager
+def alertq_up_for(
+    alertq_env: dict[str, str], spool_dir: Path, ack_target: dict[str, str], channel: str, log: Path, **extra_env: str
+) -> Iterator[Stack]:
+    """`alertq up` as `alertq_up` runs it, for any core: the relay reads `spool_dir` (where the core's
+    commands write), the forwarder acknowledges through `ack_target` (`ALERTQ_ACK_TARGET__…` settings)."""
     sink_port, listener_port = free_port(), free_port()
     listener = f"http://127.0.0.1:{listener_port}"
     prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
     env = {
         **alertq_env,
-        "ALERTQ_SPOOL__DIR": str(core.spool_dir),
+        "ALERTQ_SPOOL__DIR": str(spool_dir),
         "ALERTQ_SINK__HTTP_PORT": str(sink_port),
         "ALERTQ_SINK__SMTP_PORT": str(free_port()),
         "ALERTQ_SINK__SLACK_ACTIONS_URL": f"{listener}/slack/actions",
@@ -79,8 +91,7 @@ def alertq_up(
         "ALERTQ_ACK__SIGNING_SECRET": SIGNING_SECRET,
         "ALERTQ_ACK_LISTENER__PORT": str(listener_port),
         "ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "ALERTQ_ACK_TARGET__KIND": "nagios",
-        "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file),
+        **ack_target,
         f"{prefix}TWO_WAY": "true",
         **extra_env,
     }
@@ -88,7 +99,7 @@ def alertq_up(
         env[f"{prefix}ACK_URL"] = f"{listener}/mattermost/actions"
     for other in ("mattermost", "slack", "email", "webhook"):
         if other != channel:
-            env[f"ALERTQ_CHANNELS__{other.upper()}__ENABLED"] = "false"
+            env.setdefault(f"ALERTQ_CHANNELS__{other.upper()}__ENABLED", "false")  # extra_env may turn it on
     with log.open("w") as out:
         up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     stack = Stack(f"http://127.0.0.1:{sink_port}", listener, log)

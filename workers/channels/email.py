@@ -31,14 +31,19 @@ _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 
 
 def subject(notice: Notice) -> str:
-    """`** PROBLEM Service Alert: web01/Disk is CRITICAL **`, as Nagios' sample commands write it."""
+    """`** PROBLEM Service Alert: web01/Disk is CRITICAL **`, as Nagios' sample commands write it; a
+    fallback copy starts with `[fallback] `, so the reader knows another channel should have told."""
+    mark = "[fallback] " if notice.fallback else ""
     if notice.service is None:
-        return f"** {notice.notification_type} Host Alert: {notice.host} is {notice.state} **"
-    return f"** {notice.notification_type} Service Alert: {notice.host}/{notice.service} is {notice.state} **"
+        return f"{mark}** {notice.notification_type} Host Alert: {notice.host} is {notice.state} **"
+    return f"{mark}** {notice.notification_type} Service Alert: {notice.host}/{notice.service} is {notice.state} **"
 
 
 def text_body(notice: Notice) -> str:
-    lines = ["***** alertq *****", "", f"Notification Type: {notice.notification_type}", "", notice.summary, ""]
+    lines = ["***** alertq *****", ""]
+    if notice.fallback:
+        lines += [notice.fallback, ""]
+    lines += [f"Notification Type: {notice.notification_type}", "", notice.summary, ""]
     lines += [f"{fact.label}: {fact.value}" for fact in notice.facts]
     lines += ["", f"Date/Time: {notice.when}"]
     if notice.escalation:
@@ -65,6 +70,7 @@ def html_body(notice: Notice) -> str:
         '<body style="font-family:sans-serif">',
         f'<div style="border-left:6px solid {e(notice.color)};padding-left:12px">',
         f"<h2>{e(notice.title)}</h2>",
+        *([f"<p><strong>{e(notice.fallback)}</strong></p>"] if notice.fallback else []),
         f"<p>{e(notice.summary)}</p>",
         f"<table>\n{rows}\n</table>",
         f"<p>Date/Time: {e(notice.when)}</p>",

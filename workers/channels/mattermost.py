@@ -135,6 +135,8 @@ def _text(notice: Notice) -> str:
         lines.append(escape(clip(notice.long_output, OUTPUT_LIMIT)))
     if notice.escalation:
         lines.append(f"*{escape(notice.escalation)}*")
+    if notice.fallback:
+        lines.append(f"*{escape(notice.fallback)}*")
     return "\n".join(lines)
 
 

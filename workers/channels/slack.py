@@ -173,6 +173,8 @@ def _headline(notice: Notice) -> str:
         line += "\n" + escape(notice.summary)
     if notice.escalation:
         line += f"\n_{escape(notice.escalation)}_"
+    if notice.fallback:
+        line += f"\n_{escape(notice.fallback)}_"
     return line
 
 
