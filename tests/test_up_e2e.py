@@ -68,12 +68,14 @@ def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
         **alertq_env,
         "ALERTQ_SINK__HTTP_PORT": str(http_port),
         "ALERTQ_SINK__SMTP_PORT": str(smtp_port),
+        "ALERTQ_ACK_LISTENER__PORT": str(free_port()),
         "ALERTQ_LOG__LEVEL": "info",
     }
     api = f"http://127.0.0.1:{http_port}"
     log = tmp_path / "up.log"
     with log.open("wb") as out:
-        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        # In tmp_path: `alertq up` keeps what it generates (the signing secrets, the demo core) in ./var.
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         channels = [arg for name in CHANNELS for arg in ("--channel", name)]
         enqueued = subprocess.run(
@@ -135,6 +137,8 @@ def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
     assert code == 0, log.read_text()[-3000:]
     # Children run as `python -m alertq <part> …`.
     parts = {" ".join(cmd.split()[3:5]) if " worker " in cmd else cmd.split()[3] for cmd in children.values()}
-    assert parts == {"relay", "sink", *(f"worker {c}" for c in CHANNELS)}, children
+    # With nothing configured, the two-way half runs too: listener, forwarder (demo core), escalator (demo).
+    loop = {"ack-listener", "ack-forwarder", "escalator"}
+    assert parts == {"relay", "sink", *loop, *(f"worker {c}" for c in CHANNELS)}, children
     left = {pid: cmd for pid, cmd in children.items() if alive(pid, cmd)}
     assert left == {}
