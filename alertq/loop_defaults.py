@@ -62,6 +62,8 @@ def loop_defaults(settings: Settings, var: Path, step_scale: float = 1.0) -> Loo
         prefix = f"ALERTQ_CHANNELS__{channel.upper()}__"
         if "two_way" not in config.model_fields_set:
             env[f"{prefix}TWO_WAY"] = "true"
+        elif not getattr(config, "two_way", False):
+            continue  # turned off on purpose: no button, so nothing for it to call
         if channel == "mattermost" and getattr(config, "ack_url", None) is None:
             env[f"{prefix}ACK_URL"] = f"{listener}/mattermost/actions"
     if "slack" in SINK_CHAT_API and sink_env(settings, "slack"):

@@ -85,6 +85,7 @@ def test_real_settings_win_over_every_default(tmp_path: Path) -> None:
 
     assert complete.ack.signing_secret is not None and complete.ack.signing_secret.get_secret_value() == SECRET
     assert complete.channels.mattermost.two_way is False
+    assert not any(key.startswith("ALERTQ_CHANNELS__MATTERMOST__") for key in env)
     assert complete.channels.slack.two_way is True  # not set: the sink's chat gets its button
     assert complete.ack_target.kind == "icinga2" and complete.ack_target.command_file is None
     assert complete.sink.core_command_file is None
