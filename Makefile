@@ -11,7 +11,7 @@ TEST_WORKERS ?= 4
 .PHONY: help install run test lint typecheck unit bench broker clean
 
 help:
-	@echo "make run    - install, declare the topology and start the whole stack (alertq up)"
+	@echo "make run    - install and start the whole stack, the two-way loop included (alertq up)"
 	@echo "make unit   - the fast tier (tests/unit: pure functions, no broker), in seconds"
 	@echo "make test   - install, then lint, type-check, the fast tier and the whole test suite"
 	@echo "make bench  - benchmarks in tests/perf, printed as ratios against same-run baselines"
@@ -28,8 +28,10 @@ install: $(STAMP)
 broker:
 	@deploy/local/ensure-broker
 
+# No `alertq topology declare` first: every part declares what it needs at start, with the settings
+# `alertq up` fills in (its demo routing file among them); a declare without them would retire the
+# escalator's queue the demo escalation is about to use.
 run: install broker
-	$(BIN)/alertq topology declare
 	exec $(BIN)/alertq up
 
 lint: install

@@ -16,15 +16,18 @@ class Process:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's own environment
+    about: str = ""  # one line for the operator: where it listens or what it talks to
 
 
 def processes(settings: Settings) -> list[Process]:
     parts = [
-        Process("relay", ["alertq", "relay"]),
+        Process("relay", ["alertq", "relay"], about=f"spool {settings.spool.dir} -> {settings.broker.masked_urls[0]}"),
         *channel_workers(settings),
     ]
     if any(sink_env(settings, name) for name in settings.channels.enabled_names()):
-        parts.append(Process("sink", ["alertq", "sink"]))
+        sink = settings.sink
+        about = f"{sink.public_url()}/  preview page; SMTP {_connect_host(sink.host)}:{sink.smtp_port}"
+        parts.append(Process("sink", ["alertq", "sink"], about=about))
     parts += ack_parts(settings)
     parts += escalator_parts(settings)
     return [route_to_sink(settings, part) for part in parts]
@@ -101,8 +104,22 @@ def channel_workers(settings: Settings) -> list[Process]:
         if port:
             argv += ["--metrics-port", str(port)]
             port += 1
-        result.append(Process(f"worker-{name}", argv))
+        result.append(Process(f"worker-{name}", argv, about=_worker_about(settings, name)))
     return result
+
+
+def _worker_about(settings: Settings, channel: str) -> str:
+    if not sink_env(settings, channel):
+        return "-> its configured endpoint"
+    if channel in SINK_CHAT_API:
+        two_way = getattr(settings.channels.get(channel), "two_way", False)
+        path = "/api/v4/" if channel == "mattermost" else SINK_CHAT_API[channel][2]
+        return f"-> the sink's {channel.capitalize()} API {settings.sink.public_url()}{path}" + (
+            " (Acknowledge buttons)" if two_way else ""
+        )
+    if channel == "email":
+        return f"-> the sink's SMTP {_connect_host(settings.sink.host)}:{settings.sink.smtp_port}"
+    return f"-> the sink {settings.sink.public_url()}/hooks/{channel}/local"
 
 
 def ack_parts(settings: Settings) -> list[Process]:
@@ -114,12 +131,14 @@ def ack_parts(settings: Settings) -> list[Process]:
     log = structlog.get_logger("alertq.up")
     parts = []
     if settings.ack.signing_secret is not None:
-        parts.append(Process("ack-listener", ["alertq", "ack-listener"]))
+        listener = f"http://{_connect_host(settings.ack_listener.host)}:{settings.ack_listener.port}"
+        about = f"{listener}/mattermost/actions, {listener}/slack/actions"
+        parts.append(Process("ack-listener", ["alertq", "ack-listener"], about=about))
     else:
         log.info("up.skipped", part="ack-listener", reason="ack.signing_secret is not set")
     reason = settings.ack_target.problem()
     if reason is None:
-        parts.append(Process("ack-forwarder", ["alertq", "ack-forwarder"]))
+        parts.append(Process("ack-forwarder", ["alertq", "ack-forwarder"], about=_forwarder_about(settings)))
     else:
         log.info("up.skipped", part="ack-forwarder", reason=reason)
     return parts
@@ -132,4 +151,12 @@ def escalator_parts(settings: Settings) -> list[Process]:
 
         structlog.get_logger("alertq.up").info("up.skipped", part="escalator", reason="routing_file is not set")
         return []
-    return [Process("escalator", ["alertq", "escalator"])]
+    return [Process("escalator", ["alertq", "escalator"], about=f"routing {settings.routing_file}")]
+
+
+def _forwarder_about(settings: Settings) -> str:
+    target = settings.ack_target
+    if target.kind == "nagios":
+        shown = target.command_file is not None and target.command_file == settings.sink.core_command_file
+        return f"-> command file {target.command_file}" + (" (shown on the preview page)" if shown else "")
+    return f"-> {target.kind} {target.url}"

@@ -7,6 +7,7 @@ every channel name exists with the bot in it, and the rate limits are the real s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
@@ -148,6 +149,11 @@ class SinkSettings(BaseModel):
         "(the listener's `slack_signing_secret`).",
     )
     action_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the listener to answer a click.")
+    core_command_file: Path | None = Field(
+        None,
+        description="A Nagios-style external command file whose lines the page shows as what the monitoring "
+        "core received (`alertq up` sets it to its demo core's var/nagios.cmd).",
+    )
     mattermost: SinkMattermostApi = Field(default_factory=SinkMattermostApi)
     slack: SinkSlackApi = Field(default_factory=SinkSlackApi)
 

@@ -521,9 +521,10 @@ sys.exit(supervisor.run())
 def test_alertq_up_starts_the_sink_and_says_where_the_page_is(alertq_env: dict[str, str], tmp_path: Path) -> None:
     http_port, smtp_port = free_port(), free_port()
     env = {**alertq_env, "ALERTQ_SINK__HTTP_PORT": str(http_port), "ALERTQ_SINK__SMTP_PORT": str(smtp_port)}
+    env["ALERTQ_ACK_LISTENER__PORT"] = str(free_port())  # tests run side by side: not the default 8090
     log = tmp_path / "up.log"
-    with log.open("w") as out:
-        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    with log.open("w") as out:  # in tmp_path: `alertq up` keeps its generated secrets in ./var
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         wait_healthy(f"http://127.0.0.1:{http_port}", up, log, "sink")
         response = requests.post(

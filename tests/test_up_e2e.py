@@ -12,7 +12,10 @@ from typing import Any
 
 import requests
 
+from tests.conftest import require
+from tests.support.browser import browser_available, chromium_driver
 from tests.support.rabbit import free_port
+from tests.support.up_stack import enqueue_readme_example, fresh_up, has_ack_button
 
 OUTPUT = "DISK CRITICAL - free space: / 120 MB (1%)"
 CHANNELS = ("mattermost", "slack", "email", "webhook")
@@ -68,12 +71,14 @@ def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
         **alertq_env,
         "ALERTQ_SINK__HTTP_PORT": str(http_port),
         "ALERTQ_SINK__SMTP_PORT": str(smtp_port),
+        "ALERTQ_ACK_LISTENER__PORT": str(free_port()),
         "ALERTQ_LOG__LEVEL": "info",
     }
     api = f"http://127.0.0.1:{http_port}"
     log = tmp_path / "up.log"
     with log.open("wb") as out:
-        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        # In tmp_path: `alertq up` keeps what it generates (the signing secrets, the demo core) in ./var.
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         channels = [arg for name in CHANNELS for arg in ("--channel", name)]
         enqueued = subprocess.run(
@@ -135,6 +140,58 @@ def test_a_problem_enqueued_on_four_channels_shows_up_rendered_in_the_sink(
     assert code == 0, log.read_text()[-3000:]
     # Children run as `python -m alertq <part> …`.
     parts = {" ".join(cmd.split()[3:5]) if " worker " in cmd else cmd.split()[3] for cmd in children.values()}
-    assert parts == {"relay", "sink", *(f"worker {c}" for c in CHANNELS)}, children
+    # With nothing configured, the two-way half runs too: listener, forwarder (demo core), escalator (demo).
+    loop = {"ack-listener", "ack-forwarder", "escalator"}
+    assert parts == {"relay", "sink", *loop, *(f"worker {c}" for c in CHANNELS)}, children
     left = {pid: cmd for pid, cmd in children.items() if alive(pid, cmd)}
     assert left == {}
+
+
+def test_make_run_in_a_browser_acknowledge_updates_the_post_and_shows_the_core_command(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A newcomer's first minutes, in Debian's chromium: fresh `alertq up`, the README's example, the demo
+    escalation's step 1 in the incident's thread, then Acknowledge clicked on the page: the post says
+    who acknowledged and the page shows the line the monitoring core received.
+    ALERTQ_LOOP_SCREENSHOT=<png> keeps a screenshot."""
+    require(browser_available(), "chromium/chromium-driver missing (apt-get install chromium chromium-driver)")
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with (
+        fresh_up(alertq_env, tmp_path, ALERTQ_UP_DEMO_STEP_SCALE="0.1") as up,  # steps after 3 s and 6 s
+        chromium_driver(tmp_path / "chromium-profile") as browser,
+    ):
+        browser.get(up.stack.sink + "/")
+        # The page re-renders what changes: an element found a moment ago may be gone.
+        wait = WebDriverWait(browser, 90, ignored_exceptions=(StaleElementReferenceException,))
+        assert "Nothing yet: click Acknowledge" in browser.find_element(By.ID, "core").text
+        enqueue_readme_example(alertq_env, tmp_path)
+        root = up.stack.wait_for_message(
+            lambda m: m["channel"] == "mattermost" and has_ack_button(m), "Mattermost root with its button"
+        )
+        post, thread = f"message-{root['id']}", f"thread-{root['id']}"
+        wait.until(lambda d: "Escalated (step 1" in d.find_element(By.ID, thread).text)
+        step = browser.find_element(By.ID, thread).text
+
+        user = browser.find_element(By.ID, "user")
+        user.clear()
+        user.send_keys("alice")
+        button = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"#{post} button[data-action]"))
+        assert button.text == "Acknowledge"
+        button.click()
+
+        wait.until(lambda d: "Acknowledged by @alice" in d.find_element(By.ID, post).text)
+        wait.until(lambda d: d.find_elements(By.ID, "core-commands"))
+        core = browser.find_element(By.ID, "core-commands").text
+        buttons_left = browser.find_elements(By.CSS_SELECTOR, f"#{post} button")
+        if os.environ.get("ALERTQ_LOOP_SCREENSHOT"):
+            browser.save_screenshot(os.environ["ALERTQ_LOOP_SCREENSHOT"])
+
+    assert "@oncall-lead" in step
+    assert buttons_left == []
+    [line] = core.splitlines()
+    assert line.endswith(
+        "] ACKNOWLEDGE_SVC_PROBLEM;web01;disk;2;1;1;alice;Acknowledged in Mattermost by alice via alertq"
+    )

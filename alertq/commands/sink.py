@@ -41,6 +41,7 @@ def sink(host: str | None, http_port: int | None, smtp_port: int | None) -> None
       GET  /api/messages/<id>, DELETE /api/messages[/<id>] (deleting one is deleting it in the chat)
       POST /api/messages/<id>/actions/<key>   click a button ({"user_name": …} optional)
       GET  /api/calls[?api=mattermost|slack&after=<seq>]   every chat API call and its answer, in order
+      GET  /api/core/commands                 lines of sink.core_command_file (what the core received)
       DELETE /api/calls                       forget the recorded calls
       GET  /healthz
 

@@ -1,5 +1,5 @@
 """The sink's HTTP side: webhook endpoints and chat APIs that answer like the real ones, the page,
-the sink's own JSON API (/api/messages, /api/calls, /api/version)."""
+the sink's own JSON API (/api/messages, /api/calls, /api/version, /api/core/commands)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from starlette.routing import Route
 from alertq.sink import actions
 from alertq.sink.bodies import BadRequest, read_body
 from alertq.sink.calls import CallLog
+from alertq.sink.core import CoreCommandFile
 from alertq.sink.markup import to_html
 from alertq.sink.mattermost_api import MattermostApi
 from alertq.sink.slack_api import SlackApi
@@ -66,6 +67,11 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
     calls = CallLog(settings.max_calls)
     mattermost = MattermostApi(settings.mattermost, store, calls)
     slack = SlackApi(settings.slack, store, calls)
+    core = CoreCommandFile(settings.core_command_file) if settings.core_command_file is not None else None
+
+    def page_version() -> str:
+        """What the page compares to redraw: the messages' version, and the core's command file's."""
+        return str(store.version) if core is None else f"{store.version}:{core.version()}"
 
     def page_context(request: Request) -> dict[str, Any]:
         kept = store.all()
@@ -91,6 +97,9 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
             "wanted": wanted,
             "kept": len(tops),
             "page_limit": PAGE_LIMIT,
+            "core": core,
+            "core_commands": core.commands() if core is not None else [],
+            "page_version": page_version(),
         }
 
     async def page(request: Request) -> Response:
@@ -99,10 +108,18 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
 
     async def messages_fragment(request: Request) -> Response:
         html = templates.get_template("messages.html").render(page_context(request))
-        return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Sink-Version": str(store.version)})
+        return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Sink-Version": page_version()})
 
     async def version(request: Request) -> Response:
-        return JSONResponse({"version": store.version, "count": len(store.all()), "dropped": store.dropped})
+        return JSONResponse(
+            {"version": store.version, "page": page_version(), "count": len(store.all()), "dropped": store.dropped}
+        )
+
+    async def core_commands(request: Request) -> Response:
+        """The lines of `sink.core_command_file`, oldest first: what the monitoring core received."""
+        if core is None:
+            return JSONResponse({"error": "no core command file is shown (sink.core_command_file)"}, status_code=404)
+        return JSONResponse({"file": str(core.path), "commands": [c.as_json() for c in core.commands()]})
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "messages": len(store.all())})
@@ -225,6 +242,7 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
         Route("/api/messages/{id}/actions/{action}", click, methods=["POST"]),
         Route("/api/calls", list_calls, methods=["GET"]),
         Route("/api/calls", delete_calls, methods=["DELETE"]),
+        Route("/api/core/commands", core_commands, methods=["GET"]),
         *mattermost.routes(),
         # Last: Slack's /api/<method> would otherwise take the sink's own /api/… paths.
         *slack.routes(),

@@ -4,6 +4,7 @@ listener, clicks through the sink, and what a reader sees in a post."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,8 @@ def alertq_up_for(
         "ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET": SLACK_SECRET,
         **ack_target,
         f"{prefix}TWO_WAY": "true",
+        # Exactly the settings above: no demo escalation or demo core beside the real one.
+        "ALERTQ_UP_LOOP_DEFAULTS": "false",
         **extra_env,
     }
     if channel == "mattermost":
@@ -148,3 +151,80 @@ def text(message: dict[str, Any]) -> str:
 
 def has_ack_button(message: dict[str, Any]) -> bool:
     return any(b["interactive"] and "Acknowledge" in b["label"] for b in message["rendered"]["buttons"])
+
+
+@dataclass
+class FreshUp:
+    """`alertq up` as a newcomer starts it: nothing configured but this test's broker, spool and ports."""
+
+    stack: Stack
+    process: subprocess.Popen[str]
+    cwd: Path  # where ./var is
+
+    def core_commands(self) -> list[dict[str, Any]]:
+        answer = requests.get(f"{self.stack.sink}/api/core/commands", timeout=10)
+        answer.raise_for_status()
+        found: list[dict[str, Any]] = answer.json()["commands"]
+        return found
+
+    def wait_for_core_command(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            match = next((c for c in self.core_commands() if predicate(c)), None)
+            if match is not None:
+                return match
+            time.sleep(0.2)
+        raise AssertionError(f"no {what} in the core's command file after {WAIT:.0f} s\n{self.stack.log_tail()}")
+
+    def output(self) -> str:
+        return self.stack.log.read_text(errors="replace")
+
+
+@contextmanager
+def fresh_up(alertq_env: dict[str, str], cwd: Path, **extra_env: str) -> Iterator[FreshUp]:
+    """`alertq up` in `cwd` (its ./var) with only the ports moved off the defaults (tests run side by
+    side) and what `alertq_env` isolates (broker vhost, spool, stores); `extra_env` adds settings."""
+    sink_port, listener_port = free_port(), free_port()
+    env = {
+        **alertq_env,
+        "ALERTQ_SINK__HTTP_PORT": str(sink_port),
+        "ALERTQ_SINK__SMTP_PORT": str(free_port()),
+        "ALERTQ_ACK_LISTENER__PORT": str(listener_port),
+        **extra_env,
+    }
+    log = cwd / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(["alertq", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    stack = Stack(f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{listener_port}", log)
+    try:
+        _wait_healthy([f"{stack.sink}/healthz", f"{stack.listener}/healthz"], up, stack)
+        yield FreshUp(stack, up, cwd)
+    finally:
+        up.terminate()
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_example() -> list[str]:
+    """The README's first `alertq-enqueue` command (the one `make run` tells a newcomer to send)."""
+    lines = README.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith(".venv/bin/alertq-enqueue "))
+    command = ""
+    for line in lines[first:]:
+        command += line.strip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            break
+    argv = shlex.split(command)
+    return ["alertq-enqueue", *argv[1:]]
+
+
+def enqueue_readme_example(env: dict[str, str], cwd: Path) -> None:
+    """The README's first command, as `make run` tells a newcomer to send it."""
+    done = subprocess.run(readme_example(), env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
