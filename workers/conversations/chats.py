@@ -12,7 +12,7 @@ from delivery.chat import MattermostApi, RateBudget, SlackApi
 from delivery.chat.mattermost_api import api_base
 from schemas.alert import AlertEvent
 from schemas.channels import MattermostSettings, SlackSettings
-from workers.conversations import render
+from workers.conversations import digest, render
 from workers.conversations.destination import Chat, Destination, channel_for, endpoint_hash
 
 
@@ -41,6 +41,21 @@ class ConversationChat(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- digests (storms.py) --------------------------------------------------------------------------
+
+    @abstractmethod
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        """How many posts the chat's rate limit lets out to `destination` within `within` seconds."""
+
+    @abstractmethod
+    def post_digest(self, destination: Destination, view: digest.PartView) -> PostRef: ...
+
+    @abstractmethod
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None: ...
+
+    @abstractmethod
+    def reply_text(self, root: PostRef, text: str) -> PostRef: ...
 
 
 class MattermostChat(ConversationChat):
@@ -73,6 +88,21 @@ class MattermostChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        return self.api.budget.capacity(time.monotonic(), within)
+
+    def post_digest(self, destination: Destination, view: digest.PartView) -> PostRef:
+        channel_id = self.api.resolve(destination.channel)
+        post = self.api.create_post(channel_id, digest.mattermost_digest(view, self.settings))
+        return PostRef(post.channel_id or channel_id, post.id)
+
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
+        self.api.patch_post(part.id, message=digest.mattermost_digest(view, self.settings))
+
+    def reply_text(self, root: PostRef, text: str) -> PostRef:
+        post = self.api.create_post(root.channel, text, root_id=root.id)
+        return PostRef(post.channel_id or root.channel, post.id)
 
 
 class SlackChat(ConversationChat):
@@ -116,3 +146,19 @@ class SlackChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        return self.api.post_budget(destination.channel).capacity(time.monotonic(), within)
+
+    def post_digest(self, destination: Destination, view: digest.PartView) -> PostRef:
+        shown = digest.slack_digest(view, self.settings)
+        message = self.api.post_message(destination.channel, shown.text, blocks=shown.blocks)
+        return PostRef(message.channel, message.ts)
+
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
+        shown = digest.slack_digest(view, self.settings)
+        self.api.update_message(part.channel, part.id, shown.text, blocks=shown.blocks)
+
+    def reply_text(self, root: PostRef, text: str) -> PostRef:
+        message = self.api.post_message(root.channel, text, thread_ts=root.id)
+        return PostRef(message.channel, message.ts)
