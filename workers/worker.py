@@ -158,9 +158,7 @@ class Worker:
                 log.info(
                     "delivery.skipped", **delivery.log_fields(), reason="connection lost; the broker redelivers it"
                 )
-        if len(live) <= 1:
-            for delivery, event in live:
-                self.attempt(delivery, event, target)
+        if not live:
             return
         now = datetime.now(UTC)
         foldable = []

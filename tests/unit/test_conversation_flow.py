@@ -65,7 +65,10 @@ class RecordingChat(ConversationChat):
     def post_capacity(self, destination: Destination, within: float) -> int:
         return self.capacity
 
-    def post_digest(self, destination: Destination, view: digest.PartView) -> PostRef:
+    def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
+        return None
+
+    def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
         if self.fail_digest_after is not None:
             if self.fail_digest_after <= 0:
                 raise Retryable("chat down")

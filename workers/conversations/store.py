@@ -118,9 +118,11 @@ SCHEMA = (
         position INTEGER NOT NULL,
         part INTEGER NOT NULL,
         lead INTEGER NOT NULL,
+        incident TEXT NOT NULL,
         event_json TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS digest_items_digest ON digest_items (digest_id, position)",
+    "CREATE INDEX IF NOT EXISTS digest_items_incident ON digest_items (incident)",
     """CREATE TABLE IF NOT EXISTS digest_parts (
         digest_id BIGINT NOT NULL REFERENCES digests (id),
         part INTEGER NOT NULL,
@@ -200,6 +202,7 @@ class DigestItem:
 
     position: int
     part: int
+    incident: str
     event_json: str
     event_ids: tuple[str, ...]
 
@@ -294,9 +297,17 @@ class DigestStore:
             for item in items:
                 for number, event_id in enumerate(item.event_ids):
                     inserted = tx.count(
-                        "INSERT INTO digest_items (event_id, digest_id, position, part, lead, event_json) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-                        (event_id, digest_id, item.position, item.part, 1 if number == 0 else 0, item.event_json),
+                        "INSERT INTO digest_items (event_id, digest_id, position, part, lead, incident, event_json) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                        (
+                            event_id,
+                            digest_id,
+                            item.position,
+                            item.part,
+                            1 if number == 0 else 0,
+                            item.incident,
+                            item.event_json,
+                        ),
                     )
                     if inserted:
                         held.add(event_id)
@@ -323,18 +334,57 @@ class DigestStore:
 
     def digest_items(self, digest_id: int) -> list[DigestItem]:
         rows = self.db.query(
-            "SELECT position, part, lead, event_json, event_id FROM digest_items WHERE digest_id = %s "
+            "SELECT position, part, incident, event_json, event_id FROM digest_items WHERE digest_id = %s "
             "ORDER BY position, lead DESC, event_id",
             (digest_id,),
         )
         items: list[DigestItem] = []
-        for position, part, _lead, event_json, event_id in rows:
+        for position, part, incident, event_json, event_id in rows:
             if items and items[-1].position == position:
                 last = items[-1]
-                items[-1] = DigestItem(last.position, last.part, last.event_json, (*last.event_ids, str(event_id)))
+                items[-1] = DigestItem(
+                    last.position, last.part, last.incident, last.event_json, (*last.event_ids, str(event_id))
+                )
             else:
-                items.append(DigestItem(int(position), int(part), str(event_json), (str(event_id),)))
+                items.append(DigestItem(int(position), int(part), str(incident), str(event_json), (str(event_id),)))
         return items
+
+    def pending_line(self, destination: str, incident: str) -> DigestRecord | None:
+        """The digest not yet fully posted that has a line for `incident` in `destination`, if any."""
+        rows = self.db.query(
+            "SELECT d.id, d.destination, d.claimed_by, d.claimed_until, d.posted_at FROM digest_items i "
+            "JOIN digests d ON d.id = i.digest_id WHERE i.incident = %s AND i.lead = 1 AND d.destination = %s "
+            "AND d.posted_at IS NULL ORDER BY d.id DESC LIMIT 1",
+            (incident, destination),
+        )
+        if not rows:
+            return None
+        digest_id, dest, owner, until, posted = rows[0]
+        return DigestRecord(int(digest_id), str(dest), str(owner), float(until), posted)
+
+    def join_line(self, digest_id: int, incident: str, event_id: str) -> bool:
+        """Another contact's copy of a pending line's problem joins that line (it is settled with it)."""
+        with self.db.transaction() as tx:
+            rows = tx.rows(
+                "SELECT position, part, event_json FROM digest_items WHERE digest_id = %s AND incident = %s "
+                "AND lead = 1",
+                (digest_id, incident),
+            )
+            if not rows:
+                return False
+            position, part, event_json = rows[0]
+            return (
+                tx.count(
+                    "INSERT INTO digest_items (event_id, digest_id, position, part, lead, incident, event_json) "
+                    "VALUES (%s, %s, %s, %s, 0, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                    (event_id, digest_id, position, part, incident, event_json),
+                )
+                == 1
+            )
+
+    def digest_created_at(self, digest_id: int) -> float:
+        [(created,)] = self.db.query("SELECT created_at FROM digests WHERE id = %s", (digest_id,))
+        return float(created)
 
     def digest_parts(self, digest_id: int) -> dict[int, tuple[str, str]]:
         """The parts posted so far: part → (channel, ref)."""

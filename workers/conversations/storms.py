@@ -23,6 +23,7 @@ answers, per event, what became of it. Read it top-down:
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -97,7 +98,7 @@ class Storms:
             return {**outcomes, **{event.event_id: ONE_BY_ONE for event in rest}}
         for digest_id, event_ids in resend.items():
             log.warning("digest.taken_over", digest=digest_id, destination=destination.key, events=len(event_ids))
-            self._settle(outcomes, event_ids, partial(self._post, digest_id, destination))
+            self._settle(outcomes, event_ids, partial(self._post, digest_id, destination, True))
         if sorted_.lines:
             self._new_digest(destination, sorted_, outcomes)
         for (digest_id, part), group in sorted_.follow_ups.items():
@@ -105,6 +106,34 @@ class Storms:
         for event in sorted_.one_by_one:
             outcomes[event.event_id] = ONE_BY_ONE
         return outcomes
+
+    def _join_pending(
+        self,
+        destination: Destination,
+        events: list[AlertEvent],
+        resend: dict[int, list[str]],
+        outcomes: dict[str, object],
+    ) -> list[AlertEvent]:
+        """A PROBLEM whose incident has a line in a digest not fully posted (its worker died, or its post
+        failed) joins that line, so that the problem is shown once; the rest is returned."""
+        rest = []
+        lease = self.conversations.settings.claim_lease
+        for event in events:
+            pending = None
+            if event.notification_type == "PROBLEM":
+                pending = self.store.pending_line(destination.key, incident_of(event).key)
+            if pending is None:
+                rest.append(event)
+            elif pending.id in resend or self.store.take_digest(pending.id, self.owner, self.clock(), lease):
+                if self.store.join_line(pending.id, incident_of(event).key, event.event_id):
+                    resend.setdefault(pending.id, []).append(event.event_id)
+                else:
+                    rest.append(event)
+            else:
+                outcomes[event.event_id] = Deferred(
+                    "its problem's digest is being posted by another worker", self._wait()
+                )
+        return rest
 
     # -- sorting ------------------------------------------------------------------------------------------
 
@@ -140,7 +169,13 @@ class Storms:
         lengths = [digest.line_length(self.chat.chat, group[0]) for group in groups]
         parts = digest.parts_for(lengths, self.settings.max_items, self.chat.chat)
         items = [
-            DigestItem(position, part, group[0].model_dump_json(by_alias=True), tuple(e.event_id for e in group))
+            DigestItem(
+                position,
+                part,
+                incident_of(group[0]).key,
+                group[0].model_dump_json(by_alias=True),
+                tuple(e.event_id for e in group),
+            )
             for position, (group, part) in enumerate(zip(groups, parts, strict=True))
         ]
         now = self.clock()
@@ -154,9 +189,12 @@ class Storms:
         log.info("digest.made", digest=digest_id, destination=destination.key, lines=len(items), parts=parts[-1] + 1)
         self._settle(outcomes, [i for i in ids if i in held], lambda: self._post(digest_id, destination))
 
-    def _post(self, digest_id: int, destination: Destination) -> None:
-        """Post every part of the digest not posted yet, each recorded with its lines' conversations."""
+    def _post(self, digest_id: int, destination: Destination, taken_over: bool = False) -> None:
+        """Post every part of the digest not posted yet, each recorded with its lines' conversations. A
+        digest taken over from a worker that died may have a part posted whose answer never came: the
+        chat is asked for it (by its key) before it is posted again."""
         items = self.store.digest_items(digest_id)
+        created = self.store.digest_created_at(digest_id)
         parts = max(item.part for item in items) + 1
         posted = self.store.digest_parts(digest_id)
         lease = self.conversations.settings.claim_lease
@@ -169,7 +207,15 @@ class Storms:
                 view = digest.PartView(
                     tuple(digest.Line(event, State.OPEN, None, None) for event in leads), part, parts
                 )
-                ref = self.chat.post_digest(destination, view)
+                key = (
+                    "alertqd"
+                    + hashlib.sha256(f"{destination.key}:{digest_id}:{created}:{part}".encode()).hexdigest()[:32]
+                )
+                ref = self.chat.find_digest(destination, key, created) if taken_over else None
+                if ref is not None:
+                    log.warning("digest.part_found", digest=digest_id, part=part, ref=ref.id)
+                else:
+                    ref = self.chat.post_digest(destination, view, key)
                 members = [_member(item, lead) for item, lead in zip(mine, leads, strict=True)]
                 self.store.record_digest_part(
                     digest_id, part, ref.channel, ref.id, destination.key, members, self.owner, self.clock(), lease
