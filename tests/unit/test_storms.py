@@ -142,3 +142,17 @@ def test_follow_ups_of_incidents_with_their_own_root_go_one_by_one(
     outcomes = storms(flow).fold([*problems, follow_up(alone, "RECOVERY")])
     assert outcomes is not None
     assert [v for v in outcomes.values() if v is not None] == [ONE_BY_ONE]
+
+
+def test_another_contacts_copy_joins_the_line_of_a_digest_still_being_posted(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    first = [problem(n, "alice") for n in range(20)]
+    chat.fail_digest_after = 0
+    assert storms(flow).fold(first) is not None  # the digest is made, its post refused: released
+    chat.fail_digest_after = None
+    copies = [problem(n, "bob") for n in range(20)]
+    assert storms(flow).fold(copies) == {e.event_id: None for e in copies}  # they post that digest
+    assert storms(flow).fold(first) == {e.event_id: None for e in first}  # redelivered: done
+    shown = [line.event.host.name for view in chat.shown.values() for line in view.lines]
+    assert sorted(shown) == sorted(e.host.name for e in first)  # each problem once

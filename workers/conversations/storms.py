@@ -89,6 +89,7 @@ class Storms:
         rest = [
             e for e in events if e.event_id not in outcomes and not any(e.event_id in ids for ids in resend.values())
         ]
+        rest = self._join_pending(destination, rest, resend, outcomes)
         sorted_ = self._sort(destination, rest)
         needed = len(sorted_.lines) + sum(len(group) for group in sorted_.follow_ups.values())
         needed += len(sorted_.one_by_one)
