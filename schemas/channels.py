@@ -130,6 +130,24 @@ class ConversationSettings(_Section):
     )
 
 
+class FoldSettings(_Section):
+    """Alert storms: what a chat destination cannot take one by one goes out as digests."""
+
+    enabled: bool = Field(
+        True,
+        description="API mode: fold a storm into digests: when more notifications wait for one destination than its "
+        "rate limit lets out within `window` seconds, they go out as one digest (a headline with counts and "
+        "a line per problem), split into as few posts as the chat's size limits need.",
+    )
+    window: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds of the destination's rate limit the waiting notifications may take one by one; "
+        "more than that are folded. A single problem in quiet times is always posted alone.",
+    )
+    max_items: int = Field(100, ge=2, le=500, description="The most problems one digest post lists.")
+
+
 class TwoWayChannelSettings(ChannelSettings):
     """A chat channel that can carry a signed Acknowledge button.
 
@@ -144,6 +162,7 @@ class TwoWayChannelSettings(ChannelSettings):
         "another contact that lands in the same destination within this many seconds of the first is not "
         "posted again (0: off). API mode folds them into the incident's conversation whenever they come.",
     )
+    fold: FoldSettings = Field(default_factory=FoldSettings)
     _ack: AckSettings = PrivateAttr(default_factory=AckSettings)
     _conversations: ConversationSettings = PrivateAttr(default_factory=lambda: ConversationSettings())
 

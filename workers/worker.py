@@ -51,8 +51,9 @@ from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
 from workers import age_limit, fallback, metrics, one_cpu, receipts, retries
 from workers.channels import load_notifier
-from workers.channels.base import Notifier
+from workers.channels.base import ONE_BY_ONE, Notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
+from workers.folds import FoldLanes
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
 from workers.receipts import Receipt
@@ -71,6 +72,7 @@ class Worker:
         self.rate_limits = RateLimits(config.rate_limit)
         work = settings.worker
         self.lanes: Lanes[Delivery] = Lanes(work.lane_concurrency, work.lane_backlog, work.park_after)
+        self.fold_lanes: FoldLanes[tuple[Delivery, AlertEvent]] = FoldLanes(self.run_fold)
         self.consumer = Consumer(
             settings,
             channel,
@@ -80,7 +82,7 @@ class Worker:
         )
         metrics.IN_FLIGHT.labels(channel).set_function(lambda: self.consumer.in_flight)
         # Looked up once: `labels()` takes a lock and a dict lookup, on every delivery otherwise.
-        self._delivered = metrics.DELIVERIES.labels(channel, metrics.DELIVERED)
+        self._delivered_count = metrics.DELIVERIES.labels(channel, metrics.DELIVERED)
         self._delivery_seconds = metrics.DELIVERY_SECONDS.labels(channel)
 
     def run(self) -> int:
@@ -95,6 +97,7 @@ class Worker:
             self.consumer.run(stop)
         finally:
             self.lanes.shutdown()
+            self.fold_lanes.shutdown()
             self.notifier.close()
             if server is not None:
                 server.shutdown()
@@ -114,12 +117,17 @@ class Worker:
             self._dead_now(delivery, dead_letters.INVALID, _summary(exc))
             return
         target = self.notifier.target(event)
+        if self.notifier.may_fold(event):
+            self.fold_lanes.submit(target, (delivery, event))
+            return
         if not self.lanes.submit(target, delivery, lambda: self.attempt(delivery, event, target)):
             self._park(delivery, event, target, headers)
 
     def requeue_waiting(self) -> None:
         """At shutdown: what waits in a lane goes back to the queue untried."""
         for delivery in self.lanes.cancel_waiting():
+            self.consumer.settle(delivery, Settlement(requeue=True))
+        for delivery, _ in self.fold_lanes.cancel_waiting():
             self.consumer.settle(delivery, Settlement(requeue=True))
 
     def _dead_now(self, delivery: Delivery, reason: str, error: str) -> None:
@@ -141,6 +149,74 @@ class Worker:
         self.consumer.settle(delivery, Settlement(publication, on_settled=settled))
 
     # ---- in a lane thread ---------------------------------------------------------------------------
+
+    def run_fold(self, target: str, batch: list[tuple[Delivery, AlertEvent]]) -> None:
+        """In a fold lane (folds.py): what waited for `target` together. The notifier folds what it
+        cannot send one by one in time (a digest); each event's outcome is settled as `attempt` does."""
+        live = []
+        for delivery, event in batch:
+            if self.consumer.current(delivery):
+                live.append((delivery, event))
+            else:
+                log.info(
+                    "delivery.skipped", **delivery.log_fields(), reason="connection lost; the broker redelivers it"
+                )
+        if not live:
+            return
+        now = datetime.now(UTC)
+        foldable = []
+        for delivery, event in live:
+            headers = dict(delivery.properties.headers or {})
+            if age_limit.expired(event, headers, self.settings.retry.max_age, now):
+                self.attempt(delivery, event, target)  # dead-lettered there as `expired`
+            else:
+                foldable.append((delivery, event))
+        try:
+            outcomes = self.notifier.fold([event for _, event in foldable])
+        except Exception as exc:  # a bug must not lose the messages: the broker redelivers them
+            log.exception("delivery.fold_crashed", channel=self.channel, target=target, error=type(exc).__name__)
+            for delivery, _ in foldable:
+                self.consumer.settle_threadsafe(delivery, Settlement(requeue=True))
+            return
+        if outcomes is None:
+            for delivery, event in foldable:
+                self.attempt(delivery, event, target)
+            return
+        alone = []
+        for delivery, event in foldable:
+            outcome = outcomes.get(event.event_id, ONE_BY_ONE)
+            if outcome == ONE_BY_ONE:
+                alone.append((delivery, event))
+                continue
+            self.consumer.settle_threadsafe(delivery, self._folded(delivery, event, target, outcome))
+        for delivery, event in alone:
+            self.attempt(delivery, event, target)
+
+    def _folded(self, delivery: Delivery, event: AlertEvent, target: str, outcome: object) -> Settlement:
+        headers = dict(delivery.properties.headers or {})
+        attempt = retries.attempt_of(headers)
+        bound = log.bind(event_id=event.event_id, channel=self.channel, attempt=attempt, target=target)
+        first_at = retries.first_attempt_at(headers, datetime.now(UTC))
+        bookkeeping = {names.HEADER_ATTEMPT: attempt, names.HEADER_FIRST_ATTEMPT_AT: first_at}
+        if isinstance(outcome, Permanent):
+            return self._dead(bound, delivery, dead_letters.PERMANENT, outcome.reason, bookkeeping, target)
+        if isinstance(outcome, Retryable):
+            return self._retry(bound, delivery, event, attempt, outcome, bookkeeping, target)
+        if outcome is not None:  # the notifier answered something unknown: the broker redelivers it
+            bound.error("delivery.fold_unknown_outcome", outcome=type(outcome).__name__)
+            return Settlement(requeue=True)
+        return self._delivered(bound, delivery, attempt, target, 0.0, folded=True)
+
+    def _delivered(
+        self, bound: Any, delivery: Delivery, attempt: int, target: str, took: float, folded: bool = False
+    ) -> Settlement:
+        def settled(acked: bool) -> None:
+            if acked:
+                self._delivered_count.inc()
+                bound.info("delivery.delivered", seconds=round(took, 3), **({"folded": True} if folded else {}))
+                self._receipt(delivery, "delivered", attempt, target=target, seconds=round(took, 3))
+
+        return Settlement(on_settled=settled)
 
     def attempt(self, delivery: Delivery, event: AlertEvent, target: str) -> None:
         headers = dict(delivery.properties.headers or {})
@@ -196,15 +272,7 @@ class Worker:
             return self._retry(bound, delivery, event, attempt, exc, bookkeeping, target)
         finally:
             self._delivery_seconds.observe(time.monotonic() - started)
-        took = time.monotonic() - started
-
-        def settled(acked: bool) -> None:
-            if acked:
-                self._delivered.inc()
-                bound.info("delivery.delivered", seconds=round(took, 3))
-                self._receipt(delivery, "delivered", attempt, target=target, seconds=round(took, 3))
-
-        return Settlement(on_settled=settled)
+        return self._delivered(bound, delivery, attempt, target, time.monotonic() - started)
 
     def _retry(
         self,

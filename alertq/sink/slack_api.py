@@ -174,7 +174,9 @@ class SlackApi:
             "chat.update": self.update,
             "auth.test": self.auth_test,
             "conversations.info": self.conversations_info,
+            "conversations.history": self.conversations_history,
         }
+        self._history: dict[str, list[dict[str, Any]]] = {}  # channel id → its roots, oldest first
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/api/{method}", self.endpoint, methods=["GET", "POST"])]
@@ -220,6 +222,7 @@ class SlackApi:
             native["blocks"] = _with_block_ids(blocks)
         if attachments:
             native["attachments"] = [{**a, "id": n} for n, a in enumerate(attachments, 1)]
+        metadata = _metadata_arg(args.values)
         api = ApiPost("slack", channel.id, channel.label(), ts)
         if thread_ts:
             native["thread_ts"] = root.api.chat_id if root is not None and root.api is not None else thread_ts
@@ -230,6 +233,10 @@ class SlackApi:
                 api.root = root.id
         api.native = native
         saved = self.store.add("slack", api.channel_name, _payload(native), api=api)
+        if not thread_ts:
+            history = self._history.setdefault(channel.id, [])
+            history.append({**copy.deepcopy(native), **({"metadata": metadata} if metadata else {})})
+            del history[:-HISTORY_KEPT]
         if thread_ts and root is not None:
             self._thread_grew(root, ts)
         log.info("sink.api_post", api="slack", id=saved.id, reply=bool(thread_ts))
@@ -299,6 +306,22 @@ class SlackApi:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def conversations_history(self, args: Args) -> dict[str, Any]:
+        """The channel's messages, newest first (roots only: replies stay in their threads), since
+        `oldest`; metadata only with `include_all_metadata`, as Slack does."""
+        channel = self._channel(args)
+        if not self.world.is_member(channel):
+            raise SlackError("not_in_channel")
+        oldest = float(_text_arg(args.values.get("oldest")) or 0)
+        limit = int(_text_arg(args.values.get("limit")) or 100)
+        with_metadata = _text_arg(args.values.get("include_all_metadata")).lower() in ("true", "1")
+        found = [
+            message if with_metadata else {k: v for k, v in message.items() if k != "metadata"}
+            for message in reversed(self._history.get(channel.id, []))
+            if float(message["ts"]) >= oldest
+        ]
+        return {"ok": True, "messages": found[: max(1, min(limit, 999))], "has_more": len(found) > limit}
 
     def conversations_info(self, args: Args) -> dict[str, Any]:
         channel = self._channel(args)
@@ -477,6 +500,24 @@ async def _multipart(request: Request, body: bytes) -> dict[str, str]:
 
     form = await Request(request.scope, replay).form()
     return {k: v if isinstance(v, str) else "" for k, v in form.items() if not isinstance(v, UploadFile)}
+
+
+HISTORY_KEPT = 2000
+
+
+def _metadata_arg(values: dict[str, Any]) -> dict[str, Any] | None:
+    """chat.postMessage `metadata`: a JSON object (or its JSON text, in a form post)."""
+    value = values.get("metadata")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str):
+        raise SlackError("invalid_metadata_format")
+    return value
 
 
 def _text_arg(value: Any) -> str:

@@ -99,6 +99,14 @@ class RateBudget:
         with self._lock:
             return max(0.0, self._full_at - self._tolerance - now)
 
+    def capacity(self, now: float, within: float) -> int:
+        """How many calls could start from now until `within` seconds from now (taking nothing): what is
+        left of the burst plus the steady rate over `within`."""
+        with self._lock:
+            start = max(self._full_at, now)
+            room = now + within + self._tolerance - start
+            return 0 if room < 0 else int(room / self._interval + 1e-9) + 1
+
     def reserve(self, now: float, max_wait: float = math.inf) -> float | None:
         """Take the next free slot: the seconds to wait before making the call (0.0: go now). If that
         would be longer than `max_wait`, take nothing and return None (the caller defers instead)."""

@@ -299,6 +299,7 @@ class SlackApi:
         self.post_per_second = post_per_second
         self.post_burst = post_burst
         self.update_budget = RateBudget(update_per_second, update_burst)
+        self.history_budget = RateBudget(50 / 60, 5)  # conversations.history: Tier 3
         self.max_budget_wait = max_budget_wait
         self._post_budgets: dict[str, RateBudget] = {}
         self._lock = threading.Lock()
@@ -313,9 +314,11 @@ class SlackApi:
         blocks: list[dict[str, Any]] | None = None,
         attachments: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> SlackMessage:
         """chat.postMessage: a root, or with `thread_ts` (the root's ts) a reply in its thread. With
-        blocks, `text` is the notification's fallback."""
+        blocks, `text` is the notification's fallback. `metadata` ({event_type, event_payload}) marks the
+        message so that `find_marked` can find it again."""
         arguments: dict[str, Any] = {"channel": channel, "text": clip_mrkdwn(text, SLACK_TEXT)}
         if blocks is not None:
             arguments["blocks"] = fit_slack_blocks(blocks)
@@ -323,6 +326,8 @@ class SlackApi:
             arguments["attachments"] = fit_slack_attachments(attachments)
         if thread_ts:
             arguments["thread_ts"] = thread_ts
+        if metadata is not None:
+            arguments["metadata"] = metadata
         budget = self.post_budget(channel)
         data = self._call("chat.postMessage", self.client.chat_postMessage, arguments, budget, ref=thread_ts)
         return SlackMessage(str(data.get("channel") or channel), _ts(data, "chat.postMessage"), thread_ts)
@@ -346,6 +351,28 @@ class SlackApi:
             arguments["attachments"] = fit_slack_attachments(attachments)
         data = self._call("chat.update", self.client.chat_update, arguments, self.update_budget, ref=ts)
         return SlackMessage(str(data.get("channel") or channel), _ts(data, "chat.update"))
+
+    def find_marked(self, channel: str, oldest: float, event_type: str, payload: dict[str, Any]) -> SlackMessage | None:
+        """The newest message in `channel` since `oldest` (epoch seconds) whose metadata is `event_type`
+        with `payload` (conversations.history, Tier 3): did a post whose answer was lost land?"""
+        arguments: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{max(0.0, oldest - 1):.6f}",
+            "limit": 200,
+            "include_all_metadata": True,
+        }
+        data = self._call(
+            "conversations.history", self.client.conversations_history, arguments, self.history_budget, ref=None
+        )
+        for message in data.get("messages") or []:
+            marked = message.get("metadata") if isinstance(message, dict) else None
+            if (
+                isinstance(marked, dict)
+                and marked.get("event_type") == event_type
+                and marked.get("event_payload") == payload
+            ):
+                return SlackMessage(channel, str(message.get("ts")))
+        return None
 
     def post_budget(self, channel: str) -> RateBudget:
         """The chat.postMessage budget of one channel (roots and replies share it)."""

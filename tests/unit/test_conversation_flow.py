@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from delivery.chat.outcomes import Deferred, PostNotFound
+from delivery.outcomes import Retryable
 from schemas.alert import AlertEvent
 from schemas.channels import ConversationSettings
+from workers.conversations import digest
 from workers.conversations.chats import ConversationChat, PostRef
 from workers.conversations.destination import Destination
 from workers.conversations.flow import Conversations
@@ -29,6 +31,7 @@ class RecordingChat(ConversationChat):
     calls: list[tuple[str, str]] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)
     posts: int = 0
+    shown: dict[str, Any] = field(default_factory=dict)
 
     def destination(self, event: AlertEvent) -> Destination:
         channel = event.contact.address if event.contact is not None and event.contact.address else "ops/alerts"
@@ -54,6 +57,35 @@ class RecordingChat(ConversationChat):
 
     def close(self) -> None:
         pass
+
+    # digests (test_storms.py)
+    capacity: int = 7
+    fail_digest_after: int | None = None  # digest posts that succeed before the chat refuses one
+
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        return self.capacity
+
+    def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
+        return None
+
+    def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
+        if self.fail_digest_after is not None:
+            if self.fail_digest_after <= 0:
+                raise Retryable("chat down")
+            self.fail_digest_after -= 1
+        self.posts += 1
+        ref = f"post{self.posts}"
+        self.calls.append(("digest", f"{ref} {digest.headline(view)}"))
+        self.shown[ref] = view
+        return PostRef(destination.channel, ref)
+
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
+        self.calls.append(("edit-digest", f"{part.id} {digest.headline(view)}"))
+        self.shown[part.id] = view
+
+    def reply_text(self, root: PostRef, text: str) -> PostRef:
+        self.calls.append(("reply", f"{root.id} {text}"))
+        return PostRef(root.channel, f"r{len(self.calls)}")
 
 
 class Clock:

@@ -10,10 +10,12 @@ answer". Whether its settings can work is the settings' own answer (`ChannelSett
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings
+
+ONE_BY_ONE: Final = "one-by-one"  # a folded batch's answer for an event the runtime delivers alone
 
 
 class ConfigurationError(Exception):
@@ -43,6 +45,17 @@ class Notifier:
         """True when the notifier keeps to the endpoint's rate limits itself (the chat API clients do, per
         call): then the runtime's token bucket (`rate_limit`) is not applied on top."""
         return False
+
+    def may_fold(self, event: AlertEvent) -> bool:
+        """True when `event` may be folded with others waiting for its target (a digest in a storm):
+        then the runtime hands the target's waiting events to `fold` as one batch."""
+        return False
+
+    def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
+        """Deliver what waits for one target together: per event id, None (delivered), a
+        `DeliveryError` (as `send` would raise), or `ONE_BY_ONE` (the runtime sends it alone). None for
+        the whole batch: nothing worth folding, send each alone."""
+        return None
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         """Deliver `event`. `body` is the message exactly as it came from the broker (None: not from a

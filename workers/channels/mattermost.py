@@ -61,10 +61,11 @@ class MattermostNotifier(Notifier):
         self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
         # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
         # notification and destination, however many contacts it went to.
-        from workers.conversations.setup import conversations_for, folds_for
+        from workers.conversations.setup import conversations_for, folds_for, storms_for
 
         self.conversations = conversations_for(settings)
         self.folds = folds_for(settings)
+        self.storms = storms_for(settings, self.conversations)
 
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
@@ -76,6 +77,12 @@ class MattermostNotifier(Notifier):
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
+
+    def may_fold(self, event: AlertEvent) -> bool:
+        return self.storms is not None
+
+    def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
+        return self.storms.fold(events) if self.storms is not None else None
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         if self.conversations is not None:

@@ -12,8 +12,10 @@ from delivery.chat import MattermostApi, RateBudget, SlackApi
 from delivery.chat.mattermost_api import api_base
 from schemas.alert import AlertEvent
 from schemas.channels import MattermostSettings, SlackSettings
-from workers.conversations import render
+from workers.conversations import digest, render
 from workers.conversations.destination import Chat, Destination, channel_for, endpoint_hash
+
+DIGEST_EVENT = "alertq_digest_part"  # Slack message metadata's event_type on digest parts
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,27 @@ class ConversationChat(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- digests (storms.py) --------------------------------------------------------------------------
+
+    @abstractmethod
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        """How many posts the chat's rate limit lets out to `destination` within `within` seconds."""
+
+    @abstractmethod
+    def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
+        """Post a digest part; `key` is the same whenever the same part is posted again."""
+
+    @abstractmethod
+    def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
+        """The part posted with `key` since `since` (epoch seconds), if the chat can tell: a post whose
+        answer was lost to a crash is then recorded, not posted twice."""
+
+    @abstractmethod
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None: ...
+
+    @abstractmethod
+    def reply_text(self, root: PostRef, text: str) -> PostRef: ...
 
 
 class MattermostChat(ConversationChat):
@@ -73,6 +96,25 @@ class MattermostChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        return self.api.budget.capacity(time.monotonic(), within)
+
+    def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
+        channel_id = self.api.resolve(destination.channel)
+        # Mattermost answers a create with a pending_post_id it saw in the last 30 s with that post.
+        post = self.api.create_post(channel_id, digest.mattermost_digest(view, self.settings), pending_post_id=key)
+        return PostRef(post.channel_id or channel_id, post.id)
+
+    def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
+        return None  # pending_post_id (above) answers a repeat within 30 s
+
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
+        self.api.patch_post(part.id, message=digest.mattermost_digest(view, self.settings))
+
+    def reply_text(self, root: PostRef, text: str) -> PostRef:
+        post = self.api.create_post(root.channel, text, root_id=root.id)
+        return PostRef(post.channel_id or root.channel, post.id)
 
 
 class SlackChat(ConversationChat):
@@ -116,3 +158,25 @@ class SlackChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def post_capacity(self, destination: Destination, within: float) -> int:
+        return self.api.post_budget(destination.channel).capacity(time.monotonic(), within)
+
+    def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
+        shown = digest.slack_digest(view, self.settings)
+        marked = {"event_type": DIGEST_EVENT, "event_payload": {"part": key}}
+        message = self.api.post_message(destination.channel, shown.text, blocks=shown.blocks, metadata=marked)
+        return PostRef(message.channel, message.ts)
+
+    def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
+        # chat.postMessage has no idempotency key: look for the part's mark in the channel's history.
+        found = self.api.find_marked(destination.channel, since, DIGEST_EVENT, {"part": key})
+        return PostRef(found.channel, found.ts) if found is not None else None
+
+    def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
+        shown = digest.slack_digest(view, self.settings)
+        self.api.update_message(part.channel, part.id, shown.text, blocks=shown.blocks)
+
+    def reply_text(self, root: PostRef, text: str) -> PostRef:
+        message = self.api.post_message(root.channel, text, thread_ts=root.id)
+        return PostRef(message.channel, message.ts)

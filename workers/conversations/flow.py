@@ -40,7 +40,7 @@ from delivery.outcomes import DeliveryError
 from schemas.alert import AlertEvent
 from schemas.channels import ConversationSettings
 from schemas.incident import Incident, incident_of
-from workers.conversations import render
+from workers.conversations import digest, render
 from workers.conversations.chats import ConversationChat, PostRef
 from workers.conversations.destination import Destination
 from workers.conversations.store import Claim, Conversation, ConversationStore, State
@@ -309,9 +309,13 @@ class Conversations:
             root = self._root(conversation, destination, event, bound)
             if root is None:
                 return  # posted anew just now, showing the latest state
+            member = self.store.member(conversation_id)
             view = self._view(conversation)
             try:
-                self.chat.edit_root(root, view)
+                if member is not None:  # its root is a line of a digest: the part is edited
+                    self.chat.edit_digest(root, digest.part_view(self.store, member.digest_id, member.part))
+                else:
+                    self.chat.edit_root(root, view)
             except PostNotFound:
                 bound.warning("conversation.root_gone", conversation=conversation_id, ref=root.id)
                 self._repost(conversation, root, destination, event, bound)
@@ -373,10 +377,13 @@ class Conversations:
             if fresh.root_ref is None:
                 raise Deferred(f"the root of {conversation.incident} is being posted anew", self._wait())
             return  # another event posted the new root already
+        self.store.leave_digest(conversation.id)
         self._post_root(self.store.get(conversation.id), destination, event, bound)
 
     def _contacts_edit(self, conversation_id: int, bound: structlog.BoundLogger) -> None:
         """At most once per conversation: the root's list of notified contacts brought up to date."""
+        if self.store.member(conversation_id) is not None:
+            return  # a digest line lists no contacts
         if self.store.take_contacts_edit(conversation_id) is None:
             return
         conversation = self.store.get(conversation_id)

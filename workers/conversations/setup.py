@@ -10,6 +10,7 @@ from workers.conversations.chats import ConversationChat, MattermostChat, SlackC
 from workers.conversations.flow import Conversations
 from workers.conversations.folding import WebhookFolds
 from workers.conversations.store import ConversationStore
+from workers.conversations.storms import Storms
 
 
 def conversations_for(settings: MattermostSettings | SlackSettings) -> Conversations | None:
@@ -32,3 +33,10 @@ def folds_for(settings: MattermostSettings | SlackSettings) -> WebhookFolds | No
     if settings.api_mode or settings.dedupe_window <= 0:
         return None
     return WebhookFolds(settings.conversations, settings.dedupe_window)
+
+
+def storms_for(settings: MattermostSettings | SlackSettings, conversations: Conversations | None) -> Storms | None:
+    """API mode with `fold.enabled`: a storm to one destination goes out as digests."""
+    if conversations is None or not settings.fold.enabled:
+        return None
+    return Storms(conversations, settings.fold)

@@ -18,6 +18,12 @@ Tables (SQLite or PostgreSQL through state/db.py, the same code and URL style as
 - `events`: every event id a conversation handled and what was done (root, reply, edit, folded), so a
   redelivered event is skipped.
 - `webhook_posts`: webhook mode's dedupe window (workers/conversations/folding.py).
+- `digests`, `digest_items`, `digest_parts`, `digest_members`: alert storms folded into digests
+  (workers/conversations/storms.py). A digest is claimed by one worker (a lease, like a root), lists its
+  events (every event id at most once: the primary key), each assigned to an item (a line) and a part
+  (a post) when the digest is made, so a digest re-sent after a crash is split the same way and only
+  the parts not yet recorded are posted. In API mode each item is the root of its incident's
+  conversation (`digest_members`), so follow-ups edit the part and reply in its thread.
 
 Every claim is one transaction: an INSERT that only one writer can make, or, when the row exists, a read
 of it under its lock (`FOR UPDATE` on PostgreSQL; SQLite's BEGIN IMMEDIATE locks the database) and an
@@ -98,6 +104,40 @@ SCHEMA = (
         first_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (destination, incident, fingerprint)
     )""",
+    """CREATE TABLE IF NOT EXISTS digests (
+        id {id_type} PRIMARY KEY,
+        destination TEXT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_until DOUBLE PRECISION NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        posted_at DOUBLE PRECISION
+    )""",
+    """CREATE TABLE IF NOT EXISTS digest_items (
+        event_id TEXT PRIMARY KEY,
+        digest_id BIGINT NOT NULL REFERENCES digests (id),
+        position INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        lead INTEGER NOT NULL,
+        incident TEXT NOT NULL,
+        event_json TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS digest_items_digest ON digest_items (digest_id, position)",
+    "CREATE INDEX IF NOT EXISTS digest_items_incident ON digest_items (incident)",
+    """CREATE TABLE IF NOT EXISTS digest_parts (
+        digest_id BIGINT NOT NULL REFERENCES digests (id),
+        part INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        posted_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (digest_id, part)
+    )""",
+    """CREATE TABLE IF NOT EXISTS digest_members (
+        conversation_id BIGINT PRIMARY KEY REFERENCES conversations (id),
+        digest_id BIGINT NOT NULL REFERENCES digests (id),
+        part INTEGER NOT NULL,
+        position INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS digest_members_part ON digest_members (digest_id, part, position)",
 )
 
 _COLUMNS = (
@@ -156,6 +196,61 @@ class WebhookDecision(StrEnum):
     WAIT = "wait"  # another contact's copy is being posted right now
 
 
+@dataclass(frozen=True)
+class DigestItem:
+    """One line of a digest: the event it shows (`lead`) and every event id folded into it."""
+
+    position: int
+    part: int
+    incident: str
+    event_json: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    id: int
+    destination: str
+    claimed_by: str
+    claimed_until: float
+    posted_at: float | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A conversation whose root is a line of a digest part."""
+
+    digest_id: int
+    part: int
+    position: int
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """What a digest line shows of its conversation now."""
+
+    position: int
+    event_json: str
+    state: State
+    ack_author: str | None
+    recovery_event: str | None
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """A conversation to start for a digest line once its part is posted."""
+
+    incident: str
+    problem_id: str | None
+    lead_event: str
+    event_json: str
+    fingerprint: str
+    started_at: float
+    position: int
+    event_ids: tuple[str, ...]
+    contacts: tuple[str, ...]
+
+
 def _conversation(row: Sequence[Any]) -> Conversation:
     values = list(row)
     values[0] = int(values[0])
@@ -167,7 +262,232 @@ def _conversation(row: Sequence[Any]) -> Conversation:
     return Conversation(*values)
 
 
-class ConversationStore:
+class DigestStore:
+    """The digest tables, on the conversations' database (mixed into ConversationStore)."""
+
+    db: Database
+
+    def digests_of(self, event_ids: Sequence[str]) -> dict[str, DigestRecord]:
+        """The digest each of `event_ids` is in (absent: in none)."""
+        found: dict[str, DigestRecord] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start : start + 500])
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = self.db.query(
+                "SELECT i.event_id, d.id, d.destination, d.claimed_by, d.claimed_until, d.posted_at "
+                f"FROM digest_items i JOIN digests d ON d.id = i.digest_id WHERE i.event_id IN ({marks})",
+                chunk,
+            )
+            for event_id, *record in rows:
+                found[str(event_id)] = DigestRecord(int(record[0]), str(record[1]), str(record[2]), *record[3:])
+        return found
+
+    def new_digest(
+        self, destination: str, items: Sequence[DigestItem], owner: str, now: float, lease: float
+    ) -> tuple[int, set[str]]:
+        """Make a digest of `items`, claimed by `owner`; returns its id and the event ids it holds (one
+        already in another digest is left out of this one)."""
+        with self.db.transaction() as tx:
+            [(digest_id,)] = tx.rows(
+                "INSERT INTO digests (destination, claimed_by, claimed_until, created_at) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                (destination, owner, now + lease, now),
+            )
+            held: set[str] = set()
+            for item in items:
+                for number, event_id in enumerate(item.event_ids):
+                    inserted = tx.count(
+                        "INSERT INTO digest_items (event_id, digest_id, position, part, lead, incident, event_json) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                        (
+                            event_id,
+                            digest_id,
+                            item.position,
+                            item.part,
+                            1 if number == 0 else 0,
+                            item.incident,
+                            item.event_json,
+                        ),
+                    )
+                    if inserted:
+                        held.add(event_id)
+        return int(digest_id), held
+
+    def take_digest(self, digest_id: int, owner: str, now: float, lease: float) -> bool:
+        """Claim posting what is left of a digest: True when `owner` holds it now (it held it, or the
+        holder's lease ran out: its worker died mid-digest)."""
+        [changed] = self.db.execute_counts(
+            (
+                "UPDATE digests SET claimed_by = %s, claimed_until = %s WHERE id = %s AND posted_at IS NULL "
+                "AND (claimed_by = %s OR claimed_until < %s)",
+                (owner, now + lease, digest_id, owner, now),
+            )
+        )
+        return changed == 1
+
+    def release_digest(self, digest_id: int, owner: str) -> None:
+        """Posting failed: whoever gets its events next may take it over at once."""
+        self.db.execute(
+            "UPDATE digests SET claimed_until = 0 WHERE id = %s AND claimed_by = %s AND posted_at IS NULL",
+            (digest_id, owner),
+        )
+
+    def digest_items(self, digest_id: int) -> list[DigestItem]:
+        rows = self.db.query(
+            "SELECT position, part, incident, event_json, event_id FROM digest_items WHERE digest_id = %s "
+            "ORDER BY position, lead DESC, event_id",
+            (digest_id,),
+        )
+        items: list[DigestItem] = []
+        for position, part, incident, event_json, event_id in rows:
+            if items and items[-1].position == position:
+                last = items[-1]
+                items[-1] = DigestItem(
+                    last.position, last.part, last.incident, last.event_json, (*last.event_ids, str(event_id))
+                )
+            else:
+                items.append(DigestItem(int(position), int(part), str(incident), str(event_json), (str(event_id),)))
+        return items
+
+    def pending_line(self, destination: str, incident: str) -> DigestRecord | None:
+        """The digest not yet fully posted that has a line for `incident` in `destination`, if any."""
+        rows = self.db.query(
+            "SELECT d.id, d.destination, d.claimed_by, d.claimed_until, d.posted_at FROM digest_items i "
+            "JOIN digests d ON d.id = i.digest_id WHERE i.incident = %s AND i.lead = 1 AND d.destination = %s "
+            "AND d.posted_at IS NULL ORDER BY d.id DESC LIMIT 1",
+            (incident, destination),
+        )
+        if not rows:
+            return None
+        digest_id, dest, owner, until, posted = rows[0]
+        return DigestRecord(int(digest_id), str(dest), str(owner), float(until), posted)
+
+    def join_line(self, digest_id: int, incident: str, event_id: str) -> bool:
+        """Another contact's copy of a pending line's problem joins that line (it is settled with it)."""
+        with self.db.transaction() as tx:
+            rows = tx.rows(
+                "SELECT position, part, event_json FROM digest_items WHERE digest_id = %s AND incident = %s "
+                "AND lead = 1",
+                (digest_id, incident),
+            )
+            if not rows:
+                return False
+            position, part, event_json = rows[0]
+            return (
+                tx.count(
+                    "INSERT INTO digest_items (event_id, digest_id, position, part, lead, incident, event_json) "
+                    "VALUES (%s, %s, %s, %s, 0, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+                    (event_id, digest_id, position, part, incident, event_json),
+                )
+                == 1
+            )
+
+    def digest_created_at(self, digest_id: int) -> float:
+        [(created,)] = self.db.query("SELECT created_at FROM digests WHERE id = %s", (digest_id,))
+        return float(created)
+
+    def digest_parts(self, digest_id: int) -> dict[int, tuple[str, str]]:
+        """The parts posted so far: part → (channel, ref)."""
+        rows = self.db.query("SELECT part, channel, ref FROM digest_parts WHERE digest_id = %s", (digest_id,))
+        return {int(part): (str(channel), str(ref)) for part, channel, ref in rows}
+
+    def record_digest_part(
+        self,
+        digest_id: int,
+        part: int,
+        channel: str,
+        ref: str,
+        destination: str,
+        members: Sequence[NewMember],
+        owner: str,
+        now: float,
+        lease: float,
+    ) -> None:
+        """Part `part` is posted as `ref`: keep it, and (API mode) start each line's conversation with
+        the part as its root, all in one transaction, so a crash leaves the part either unposted (sent
+        again) or recorded with its conversations."""
+        with self.db.transaction() as tx:
+            tx.count(
+                "INSERT INTO digest_parts (digest_id, part, channel, ref, posted_at) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (digest_id, part) DO NOTHING",
+                (digest_id, part, channel, ref, now),
+            )
+            tx.count(
+                "UPDATE digests SET claimed_until = %s WHERE id = %s AND claimed_by = %s",
+                (now + lease, digest_id, owner),
+            )
+            for member in members:
+                rows = tx.rows(
+                    "INSERT INTO conversations (destination, incident, problem_id, state, started_at, "
+                    "root_event, root_fingerprint, root_channel, root_ref) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (destination, incident) WHERE closed_at IS NULL DO NOTHING RETURNING id",
+                    (
+                        destination,
+                        member.incident,
+                        member.problem_id,
+                        State.OPEN.value,
+                        member.started_at,
+                        member.event_json,
+                        member.fingerprint,
+                        channel,
+                        ref,
+                    ),
+                )
+                conversation_id: int | None = int(rows[0][0]) if rows else None
+                if conversation_id is not None:
+                    tx.count(
+                        "INSERT INTO renderings (conversation_id, fingerprint, owner_event, claimed_until, "
+                        "first_created, done_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (conversation_id, member.fingerprint, member.lead_event, now, member.started_at, now),
+                    )
+                    tx.count(
+                        "INSERT INTO digest_members (conversation_id, digest_id, part, position) "
+                        "VALUES (%s, %s, %s, %s)",
+                        (conversation_id, digest_id, part, member.position),
+                    )
+                    for contact in member.contacts:
+                        tx.count(
+                            "INSERT INTO notified (conversation_id, contact, seq) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (conversation_id, contact) DO NOTHING",
+                            (conversation_id, contact, now),
+                        )
+                for event_id in member.event_ids:
+                    _record_event(tx, event_id, conversation_id, "digest", now)
+
+    def digest_posted(self, digest_id: int, now: float) -> None:
+        self.db.execute("UPDATE digests SET posted_at = %s WHERE id = %s", (now, digest_id))
+
+    def member(self, conversation_id: int) -> Member | None:
+        rows = self.db.query(
+            "SELECT digest_id, part, position FROM digest_members WHERE conversation_id = %s", (conversation_id,)
+        )
+        return Member(int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def part_lines(self, digest_id: int, part: int) -> list[MemberState]:
+        """Every line of a digest part with its conversation's state now."""
+        rows = self.db.query(
+            "SELECT i.position, i.event_json, c.state, c.ack_author, c.recovery_event FROM digest_items i "
+            "LEFT JOIN digest_members m ON m.digest_id = i.digest_id AND m.position = i.position "
+            "LEFT JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE i.digest_id = %s AND i.part = %s AND i.lead = 1 ORDER BY i.position",
+            (digest_id, part),
+        )
+        return [
+            MemberState(int(position), str(event_json), State(state or State.OPEN.value), author, recovery)
+            for position, event_json, state, author, recovery in rows
+        ]
+
+    def part_count(self, digest_id: int) -> int:
+        [(parts,)] = self.db.query("SELECT MAX(part) FROM digest_items WHERE digest_id = %s", (digest_id,))
+        return int(parts or 0) + 1
+
+    def leave_digest(self, conversation_id: int) -> None:
+        """The conversation's root is no longer its digest line (the part was deleted in the chat)."""
+        self.db.execute("DELETE FROM digest_members WHERE conversation_id = %s", (conversation_id,))
+
+
+class ConversationStore(DigestStore):
     def __init__(self, url: str) -> None:
         self.db: Database = open_database(url, SCHEMA, setting="conversations.store", lock_name="alertq.conversations")
 
@@ -445,6 +765,12 @@ class ConversationStore:
             old = "SELECT id FROM conversations WHERE closed_at IS NOT NULL AND closed_at < %s"
             tx.count(f"DELETE FROM renderings WHERE conversation_id IN ({old})", (before,))
             tx.count(f"DELETE FROM notified WHERE conversation_id IN ({old})", (before,))
+            tx.count(f"DELETE FROM digest_members WHERE conversation_id IN ({old})", (before,))
+            done = "SELECT id FROM digests WHERE posted_at IS NOT NULL AND posted_at < %s"
+            tx.count(f"DELETE FROM digest_members WHERE digest_id IN ({done})", (before,))
+            tx.count(f"DELETE FROM digest_items WHERE digest_id IN ({done})", (before,))
+            tx.count(f"DELETE FROM digest_parts WHERE digest_id IN ({done})", (before,))
+            tx.count("DELETE FROM digests WHERE posted_at IS NOT NULL AND posted_at < %s", (before,))
             tx.count("DELETE FROM events WHERE at < %s", (before,))
             dropped = tx.count("DELETE FROM conversations WHERE closed_at IS NOT NULL AND closed_at < %s", (before,))
             tx.count("DELETE FROM webhook_posts WHERE first_at < %s", (before,))

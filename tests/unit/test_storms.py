@@ -1,0 +1,158 @@
+"""Folding a storm into digests (workers/conversations/storms.py) on its own: a real store (SQLite in
+tmp_path), the recording chat of the conversation rules' tests, events as the core sends them. What is
+checked is what a reader sees: which posts, which lines, every problem once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from delivery.outcomes import Retryable
+from schemas.alert import AlertEvent
+from schemas.channels import ConversationSettings, FoldSettings
+from tests.unit.test_conversation_flow import Clock, RecordingChat, event
+from workers.channels.base import ONE_BY_ONE
+from workers.conversations.flow import Conversations
+from workers.conversations.storms import Storms
+
+
+def problem(host: int, contact: str = "alice", state: int = 2, at: float = 0) -> AlertEvent:
+    return event(
+        "PROBLEM",
+        contact,
+        at=at,
+        host={"id": f"h{host}", "name": f"h{host}", "display_name": f"web{host:02d}"},
+        service={"id": f"s{host}", "name": f"s{host}", "display_name": "Disk /"},
+        state=state,
+        output=f"DISK {'CRITICAL' if state == 2 else 'WARNING'} - free {host}%\nsecond line",
+    )
+
+
+def follow_up(first: AlertEvent, kind: str, contact: str = "alice", at: float = 300) -> AlertEvent:
+    return event(kind, contact, number=2, at=at).model_copy(update={"host": first.host, "service": first.service})
+
+
+@pytest.fixture
+def flow(chat: RecordingChat, clock: Clock, tmp_path: Path) -> Conversations:
+    settings = ConversationSettings(store=f"sqlite:///{tmp_path}/c.db", wait_for_root=30, claim_lease=30)
+    return Conversations(chat, settings, window=120, clock=clock)
+
+
+@pytest.fixture
+def chat() -> RecordingChat:
+    return RecordingChat()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def storms(flow: Conversations, max_items: int = 100) -> Storms:
+    return Storms(flow, FoldSettings(max_items=max_items), clock=flow.clock)
+
+
+def test_what_the_budget_lets_out_in_time_goes_one_by_one(flow: Conversations, chat: RecordingChat) -> None:
+    events = [problem(n) for n in range(7)]
+    assert storms(flow).fold(events) is None  # the worker sends each alone
+    assert chat.calls == []
+
+
+def test_a_storm_is_one_digest_listing_each_problem_once_whatever_the_contacts(
+    flow: Conversations, chat: RecordingChat
+) -> None:
+    events = [problem(n, contact, state=2 if n < 30 else 1) for n in range(37) for contact in ("alice", "bob")]
+    outcomes = storms(flow).fold(events)
+    assert outcomes == {e.event_id: None for e in events}
+    assert chat.calls == [("digest", "post1 37 problems on 37 hosts: 30 CRITICAL, 7 WARNING")]
+    assert len(chat.shown["post1"].lines) == 37
+    # A redelivered copy is done, not posted again; the incident's conversation has the digest as root.
+    assert storms(flow).fold(events[:10]) == {e.event_id: None for e in events[:10]}
+    flow.deliver(events[0])
+    assert len(chat.calls) == 1
+
+
+def test_a_big_storm_is_split_into_as_few_parts_as_the_limit_needs(flow: Conversations, chat: RecordingChat) -> None:
+    events = [problem(n) for n in range(250)]
+    storms(flow, max_items=100).fold(events)
+    assert [call[0] for call in chat.calls] == ["digest"] * 3
+    assert sorted(len(view.lines) for view in chat.shown.values()) == [82, 84, 84]
+    shown = [line.event.host.name for view in chat.shown.values() for line in view.lines]
+    assert sorted(shown) == sorted(e.host.name for e in events)  # every problem once
+
+
+def test_a_digest_interrupted_mid_way_is_completed_not_posted_twice(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    events = [problem(n) for n in range(250)]
+    chat.fail_digest_after = 1  # part 1 posted, then the chat refuses
+    first = storms(flow, max_items=100).fold(events)
+    assert first is not None and all(isinstance(first[e.event_id], Retryable) for e in events)
+    chat.fail_digest_after = None
+    clock.now += 60  # the first worker's claim ran out (it died)
+    again = Storms(flow, FoldSettings(max_items=100), clock=flow.clock)  # another worker process
+    assert again.fold(events) == {e.event_id: None for e in events}
+    shown = [line.event.host.name for view in chat.shown.values() for line in view.lines]
+    assert len(chat.calls) == 3 and sorted(shown) == sorted(e.host.name for e in events)
+
+
+def test_a_live_claim_of_another_worker_makes_its_events_wait(flow: Conversations, chat: RecordingChat) -> None:
+    events = [problem(n) for n in range(20)]
+    chat.fail_digest_after = 0
+    storms(flow).fold(events)
+    # The failure released the claim: another worker takes it over at once.
+    chat.fail_digest_after = None
+    assert storms(flow).fold(events) == {e.event_id: None for e in events}
+
+
+def test_recoveries_of_folded_problems_edit_the_digest_once_and_reply_once(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    problems = [problem(n) for n in range(20)]
+    storms(flow).fold(problems)
+    clock.now += 300
+    recoveries = [follow_up(p, "RECOVERY", contact) for p in problems[:12] for contact in ("alice", "bob")]
+    outcomes = storms(flow).fold(recoveries)
+    assert outcomes == {e.event_id: None for e in recoveries}
+    assert chat.calls[1:] == [
+        ("edit-digest", "post1 20 problems on 20 hosts: 8 CRITICAL, 12 recovered"),
+        ("reply", "post1 12 recovered: " + ", ".join(f"web{n:02d} / Disk /" for n in range(12))),
+    ]
+
+
+def test_one_recovery_of_a_folded_problem_edits_its_digest_line_through_the_conversation(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    problems = [problem(n) for n in range(20)]
+    storms(flow).fold(problems)
+    clock.now += 300
+    flow.deliver(follow_up(problems[3], "ACKNOWLEDGEMENT", at=200))
+    assert chat.calls[1][0] == "edit-digest"
+    assert chat.calls[1][1] == "post1 20 problems on 20 hosts: 19 CRITICAL, 1 acknowledged"
+    assert chat.calls[2] == ("reply", "post1 ACKNOWLEDGEMENT")
+
+
+def test_follow_ups_of_incidents_with_their_own_root_go_one_by_one(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    alone = problem(99)
+    flow.deliver(alone)
+    problems = [problem(n) for n in range(20)]
+    outcomes = storms(flow).fold([*problems, follow_up(alone, "RECOVERY")])
+    assert outcomes is not None
+    assert [v for v in outcomes.values() if v is not None] == [ONE_BY_ONE]
+
+
+def test_another_contacts_copy_joins_the_line_of_a_digest_still_being_posted(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    first = [problem(n, "alice") for n in range(20)]
+    chat.fail_digest_after = 0
+    assert storms(flow).fold(first) is not None  # the digest is made, its post refused: released
+    chat.fail_digest_after = None
+    copies = [problem(n, "bob") for n in range(20)]
+    assert storms(flow).fold(copies) == {e.event_id: None for e in copies}  # they post that digest
+    assert storms(flow).fold(first) == {e.event_id: None for e in first}  # redelivered: done
+    shown = [line.event.host.name for view in chat.shown.values() for line in view.lines]
+    assert sorted(shown) == sorted(e.host.name for e in first)  # each problem once

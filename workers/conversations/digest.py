@@ -1,0 +1,193 @@
+"""What a digest shows: a headline with counts and one compact line per problem, split into parts (posts)
+that fit the chat's size limits.
+
+"37 problems on 12 hosts: 30 CRITICAL, 7 WARNING", then per line the state's emoji, host, service,
+state and the first line of the plugin output. Names and output are cut, and the parts are fixed when
+the digest is made, from the lines' lengths with room for the marks added later: Slack gets a header
+and sections of at most 3,000 characters (≤ 50 blocks), Mattermost one message well under its
+16,383-rune `MaxPostSize`. Once its incident is acknowledged or recovers, a line is marked (struck
+through, "recovered after 3 min", "acknowledged by …") and the headline counts what is still open.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.alert import AlertEvent
+from schemas.channels import MattermostSettings, SlackSettings
+from workers.channels import mattermost, slack
+from workers.conversations.render import SlackRoot, duration
+from workers.conversations.store import ConversationStore, MemberState, State
+from workers.render import clip, render
+
+NAME_LIMIT = 48
+OUTPUT_LIMIT = 80
+# Slack: a section holds 3,000 characters; 48 sections under the header stay within 50 blocks.
+SLACK_SECTION = 3000
+SLACK_SECTIONS = 48
+# Mattermost: 16,383 runes is today's MaxPostSize; keep room for the headline and escapes.
+MATTERMOST_MESSAGE = 15000
+MARK_ROOM = 80  # "~~ ~~ · recovered after 2 h 5 min" / "acknowledged by …" added to a line later
+
+
+@dataclass(frozen=True)
+class Line:
+    event: AlertEvent
+    state: State
+    ack_author: str | None
+    recovery: AlertEvent | None
+
+
+@dataclass(frozen=True)
+class PartView:
+    lines: tuple[Line, ...]
+    part: int  # 0-based
+    parts: int
+
+
+def view_of(states: list[MemberState], part: int, parts: int) -> PartView:
+    lines = tuple(
+        Line(
+            AlertEvent.model_validate_json(state.event_json),
+            state.state,
+            state.ack_author,
+            AlertEvent.model_validate_json(state.recovery_event) if state.recovery_event else None,
+        )
+        for state in states
+    )
+    return PartView(lines, part, parts)
+
+
+def part_view(store: ConversationStore, digest_id: int, part: int) -> PartView:
+    """A posted digest part as the store has its lines now."""
+    return view_of(store.part_lines(digest_id, part), part, store.part_count(digest_id))
+
+
+def parts_for(lengths: list[int], max_items: int, chat: str) -> list[int]:
+    """The part of each line in order (`lengths`: each line's rendered length): as few parts as
+    `max_items` and the chat's size limit allow, evenly filled. Each line is allowed `MARK_ROOM` more
+    characters, for when it is marked acknowledged or recovered."""
+    if not lengths:
+        return []
+    budget = MATTERMOST_MESSAGE if chat == "mattermost" else SLACK_SECTION * SLACK_SECTIONS * 9 // 10
+    parts = max(-(-len(lengths) // max_items), -(-(sum(lengths) + MARK_ROOM * len(lengths)) // budget))
+    while True:
+        size = -(-len(lengths) // parts)
+        chunks = [lengths[start : start + size] for start in range(0, len(lengths), size)]
+        if all(sum(chunk) + MARK_ROOM * len(chunk) <= budget for chunk in chunks):
+            return [position // size for position in range(len(lengths))]
+        parts += 1
+
+
+def line_length(chat: str, event: AlertEvent) -> int:
+    line = Line(event, State.OPEN, None, None)
+    return len(slack_line(line) if chat == "slack" else mattermost_line(line)) + 1
+
+
+def headline(view: PartView) -> str:
+    """ "37 problems on 12 hosts: 30 CRITICAL, 7 WARNING" (+ "3 recovered, 2 acknowledged"), part n/m."""
+    count = len(view.lines)
+    hosts = len({line.event.host.display_name or line.event.host.name for line in view.lines})
+    open_states = Counter(
+        render(line.event).state for line in view.lines if line.recovery is None and not line.ack_author
+    )
+    recovered = sum(1 for line in view.lines if line.recovery is not None)
+    acknowledged = sum(1 for line in view.lines if line.recovery is None and line.ack_author)
+    noun = "problem" if count == 1 else "problems"
+    host_noun = "host" if hosts == 1 else "hosts"
+    counts = [f"{n} {state}" for state, n in sorted(open_states.items(), key=lambda item: (-item[1], item[0]))]
+    if acknowledged:
+        counts.append(f"{acknowledged} acknowledged")
+    if recovered:
+        counts.append(f"{recovered} recovered")
+    text = f"{count} {noun} on {hosts} {host_noun}: " + ", ".join(counts)
+    if view.parts > 1:
+        text += f" (part {view.part + 1} of {view.parts})"
+    return text
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _line_parts(line: Line) -> tuple[str, str, str, str, str]:
+    notice = render(line.event)
+    host = clip(line.event.host.display_name or line.event.host.name, NAME_LIMIT)
+    service = ""
+    if line.event.service is not None:
+        service = clip(line.event.service.display_name or line.event.service.name, NAME_LIMIT)
+    output = clip(_first_line(notice.output), OUTPUT_LIMIT)
+    mark = ""
+    if line.recovery is not None:
+        after = duration((line.recovery.created_at - line.event.created_at).total_seconds())
+        mark = f"recovered after {after}"
+    elif line.ack_author:
+        mark = f"acknowledged by {clip(line.ack_author, NAME_LIMIT)}"
+    emoji = render(line.recovery).emoji if line.recovery is not None else notice.emoji
+    return emoji, host, service, notice.state, output + (" · " + mark if mark else "")
+
+
+def slack_line(line: Line) -> str:
+    escape = slack.escape
+    emoji, host, service, state, rest = _line_parts(line)
+    name = f"*{escape(host)}*" + (f" / {escape(service)}" if service else "")
+    body = f"{name} *{escape(state)}* {escape(rest)}"
+    if line.recovery is not None or line.ack_author:
+        body = f"~{name} {escape(state)}~ {escape(rest)}"
+    return f"{emoji} {body}"
+
+
+def mattermost_line(line: Line) -> str:
+    escape = mattermost.escape
+    emoji, host, service, state, rest = _line_parts(line)
+    name = f"**{escape(host)}**" + (f" / {escape(service)}" if service else "")
+    body = f"{name} **{escape(state)}** {escape(rest)}"
+    if line.recovery is not None or line.ack_author:
+        body = f"~~{name} {escape(state)}~~ {escape(rest)}"
+    return f"- {emoji} {body}"
+
+
+def slack_digest(view: PartView, settings: SlackSettings) -> SlackRoot:
+    title = headline(view)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f":rotating_light: {title}", slack.HEADER_LIMIT)},
+        }
+    ]
+    section: list[str] = []
+    size = 0
+    for text in (slack_line(line) for line in view.lines):
+        if section and size + len(text) + 1 > SLACK_SECTION:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(section)}})
+            section, size = [], 0
+        section.append(text)
+        size += len(text) + 1
+    if section:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(section)}})
+    context = "alertq digest: a storm folded into one post; follow-ups go into this thread"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return SlackRoot(slack.escape(title), blocks, [])
+
+
+def mattermost_digest(view: PartView, settings: MattermostSettings) -> str:
+    title = headline(view)
+    lines = [f"#### :rotating_light: {mattermost.escape(title)}", *(mattermost_line(line) for line in view.lines)]
+    return "\n".join(lines)
+
+
+def follow_up_text(chat: str, events: list[AlertEvent]) -> str:
+    """One thread reply for the follow-ups of several lines: "3 recovered: web01 / Disk, …"."""
+    by_kind: dict[str, list[str]] = {}
+    for event in events:
+        notice = render(event)
+        label = clip(notice.label, 2 * NAME_LIMIT)
+        by_kind.setdefault(event.notification_type, []).append(label)
+    escape = slack.escape if chat == "slack" else mattermost.escape
+    words = {"RECOVERY": "recovered", "ACKNOWLEDGEMENT": "acknowledged"}
+    out = []
+    for kind, labels in by_kind.items():
+        out.append(f"{len(labels)} {words.get(kind, kind.lower())}: " + ", ".join(escape(label) for label in labels))
+    return clip("\n".join(out), 3900)
