@@ -72,6 +72,8 @@ SLACK_CALLS = {
     "recovery": ["chat.update", "chat.postMessage reply"],
 }
 CONTACTS_EDIT = {"mattermost": "PUT /posts/{id}/patch", "slack": "chat.update"}
+ROOT_CALL = {"mattermost": "POST /posts root", "slack": "chat.postMessage root"}
+REPLY_CALL = {"mattermost": "POST /posts reply", "slack": "chat.postMessage reply"}
 
 
 @pytest.fixture
@@ -248,7 +250,8 @@ def test_a_recovery_after_the_store_was_lost_is_posted_as_a_root_of_its_own(
     tmp_path: Path,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    env = api_env(alertq_env, sink, chat, store_url, ALERTQ_CONVERSATIONS__WAIT_FOR_ROOT="2")
+    wait_for_root = 3
+    env = api_env(alertq_env, sink, chat, store_url, ALERTQ_CONVERSATIONS__WAIT_FOR_ROOT=str(wait_for_root))
     worker = start_worker(env, channel=chat)
     disk = Service.new()
     enqueue_all(env, [command_line(chat, disk, "PROBLEM", 2, CRITICAL, "alice", 1)])
@@ -256,12 +259,15 @@ def test_a_recovery_after_the_store_was_lost_is_posted_as_a_root_of_its_own(
 
     assert worker.terminate() == 0
     forget_store(store_url)
-    worker = start_worker(env, channel=chat)
-    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, "alice", 2)])
+    start_worker(env, channel=chat)
+    created = int(time.time())  # the core's $TIMET$: whole seconds
+    enqueue_all(env, [command_line(chat, disk, "RECOVERY", 0, RECOVERED, "alice", 2, timestamp=created)])
 
-    worker.wait_log("delivery.delivered")
-    assert worker.events("delivery.deferred"), "the recovery waited for a root first"
+    wait_calls(sink, chat, lambda _c: len(roots(sink, chat)) == 2, "the recovery's own root")
     problem, recovery = roots(sink, chat)
+    # It first waited `wait_for_root` after its creation for a PROBLEM's root, however quick the worker was.
+    [posted] = [c for c in sink.calls(chat) if summary(c) == ROOT_CALL[chat] and RECOVERED in json.dumps(c["body"])]
+    assert datetime.fromisoformat(posted["at"]).timestamp() >= created + wait_for_root
     assert "CRITICAL" in root_text(problem)
     assert "RECOVERY" in root_text(recovery) and RECOVERED in root_text(recovery)
     assert colour(recovery) == "#5cb85c"
@@ -338,6 +344,7 @@ def test_a_refused_token_or_channel_is_a_permanent_dead_letter_naming_the_cause(
     assert cause in logged["error"]
     token = env[f"ALERTQ_CHANNELS__{chat.upper()}__BOT_TOKEN"]
     assert token not in worker.text()
+    assert token not in json.dumps(dead.headers, default=str)  # nor in what the dead letter tells
 
 
 @pytest.mark.parametrize("chat", ["mattermost", "slack"])
@@ -403,57 +410,6 @@ def wait_all_recovered(sink: Sink, chat: str, incidents: int, timeout: float = 3
     raise AssertionError(f"{recovered} of {incidents} roots recovered within {timeout:.0f} s ({len(found)} roots)")
 
 
-def test_two_workers_and_a_slow_chat_never_let_a_follow_up_overtake_its_root(
-    alertq_env: dict[str, str], amqp_url: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
-) -> None:
-    incidents = 200
-    with sinks(tmp_path) as start:
-        sink = start(mattermost__answer_delay="0.2", mattermost__rate_limit__enabled="false")
-        env = api_env(
-            alertq_env,
-            sink,
-            "mattermost",
-            sqlite_store(tmp_path),
-            two_way=False,
-            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__PER_SECOND="1000",
-            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__BURST="1000",
-            ALERTQ_WORKER__PARK_DELAY="1",
-            ALERTQ_LOG__LEVEL="info",
-        )
-        workers = [start_worker(env, channel="mattermost") for _ in range(2)]
-        services = [Service.new(service_name=f"Disk {n}") for n in range(incidents)]
-        # PROBLEM and RECOVERY of each incident back to back: with round-robin delivery one worker gets
-        # the PROBLEMs, the other the RECOVERYs, which come before their roots exist.
-        publish(amqp_url, [e for s in services for e in problem_and_recovery("mattermost", s)], channel="mattermost")
-
-        found = wait_all_recovered(sink, "mattermost", incidents)
-        messages = sink.messages()
-        calls = sink.calls("mattermost")
-
-    per_incident = Counter(incident_of(root) for root in found)
-    double_roots = sum(n - 1 for n in per_incident.values())
-    orphans = [m for m in messages if m.get("api") and m["api"]["orphan_of"]]
-    print(
-        f"\n{incidents} incidents, 2 workers: {len(found)} roots, {double_roots} double roots, {len(orphans)} orphans"
-    )
-    assert (len(found), double_roots, len(orphans)) == (incidents, 0, 0)
-    root_ids = {r["id"] for r in found}
-    replies = [m for m in messages if m.get("api") and m["api"]["root"] is not None]
-    assert len(replies) == incidents and {r["api"]["root"] for r in replies} == root_ids
-    # Every edit found its root: nothing was refused (an edit before its root would be a 403).
-    assert ok(calls) == calls, [(summary(c), c["status"], c["error"]) for c in calls if c not in ok([c])]
-    posted = {c["answer"]["id"]: c["seq"] for c in calls if summary(c) == "POST /posts root"}
-    for call in calls:
-        if summary(call) == "PUT /posts/{id}/patch":
-            post_id = call["path"].split("/")[-2]
-            assert posted[post_id] < call["seq"]
-    assert sum(len(w.events("delivery.deferred")) for w in workers) > 0, "no follow-up ever had to wait"
-
-
-ROOT_CALL = {"mattermost": "POST /posts root", "slack": "chat.postMessage root"}
-REPLY_CALL = {"mattermost": "POST /posts reply", "slack": "chat.postMessage reply"}
-
-
 class CallLog:
     """The chat's calls at the sink, read as they come (GET /api/calls?after=…). Cheap to poll in a storm:
     reading all of a thousand messages back several times a second would take a core from the workers."""
@@ -485,6 +441,56 @@ class CallLog:
         while (seen := count()) < wanted:
             assert time.monotonic() < deadline, f"{seen} of {wanted} {what} within {timeout:.0f} s"
             time.sleep(0.2)
+
+
+def test_two_workers_and_a_slow_chat_never_let_a_follow_up_overtake_its_root(
+    alertq_env: dict[str, str], amqp_url: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    incidents = 200
+    with sinks(tmp_path) as start:
+        sink = start(mattermost__answer_delay="0.2", mattermost__rate_limit__enabled="false")
+        env = api_env(
+            alertq_env,
+            sink,
+            "mattermost",
+            sqlite_store(tmp_path),
+            two_way=False,
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__PER_SECOND="1000",
+            ALERTQ_CHANNELS__MATTERMOST__API_RATE_LIMIT__BURST="1000",
+            ALERTQ_WORKER__PARK_DELAY="1",
+            ALERTQ_LOG__LEVEL="info",
+        )
+        workers = [start_worker(env, channel="mattermost") for _ in range(2)]
+        services = [Service.new(service_name=f"Disk {n}") for n in range(incidents)]
+        # PROBLEM and RECOVERY of each incident back to back: with round-robin delivery one worker gets
+        # the PROBLEMs, the other the RECOVERYs, which come before their roots exist.
+        publish(amqp_url, [e for s in services for e in problem_and_recovery("mattermost", s)], channel="mattermost")
+
+        seen = CallLog(sink, "mattermost")
+        seen.wait(seen.threads_replied, incidents, "recoveries in their threads")
+        found = wait_all_recovered(sink, "mattermost", incidents, timeout=60)
+        messages = sink.messages()
+        calls = sink.calls("mattermost")
+
+    per_incident = Counter(incident_of(root) for root in found)
+    double_roots = sum(n - 1 for n in per_incident.values())
+    orphans = [m for m in messages if m.get("api") and m["api"]["orphan_of"]]
+    waited = sum(len(w.events("delivery.deferred")) for w in workers)  # how often the race was met
+    print(
+        f"\n{incidents} incidents, 2 workers: {len(found)} roots, {double_roots} double roots, "
+        f"{len(orphans)} orphans; follow-ups that waited for their root: {waited}"
+    )
+    assert (len(found), double_roots, len(orphans)) == (incidents, 0, 0)
+    root_ids = {r["id"] for r in found}
+    replies = [m for m in messages if m.get("api") and m["api"]["root"] is not None]
+    assert len(replies) == incidents and {r["api"]["root"] for r in replies} == root_ids
+    # Every edit found its root: nothing was refused (an edit before its root would be a 403).
+    assert ok(calls) == calls, [(summary(c), c["status"], c["error"]) for c in calls if c not in ok([c])]
+    posted = {c["answer"]["id"]: c["seq"] for c in calls if summary(c) == "POST /posts root"}
+    for call in calls:
+        if summary(call) == "PUT /posts/{id}/patch":
+            post_id = call["path"].split("/")[-2]
+            assert posted[post_id] < call["seq"]
 
 
 def storm_settings(chat: str) -> tuple[dict[str, str], dict[str, str]]:
