@@ -4,6 +4,7 @@ the root is gone, `PostNotEditable`)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -134,17 +135,26 @@ class SlackChat(ConversationChat):
             update_burst=update.burst,
         )
         self.endpoint = endpoint_hash(settings.api_url)
+        self._root_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def destination(self, event: AlertEvent) -> Destination:
         return Destination("slack", self.endpoint, channel_for(event, self.settings.channel))
 
     def post_root(self, destination: Destination, view: render.RootView, key: str) -> PostRef:
-        # chat.postMessage has no idempotency key: a root whose answer was lost is posted again.
+        # chat.postMessage has no idempotency key: a root whose answer a crash lost is posted again. So
+        # one root post per channel is in flight in this worker, and a crash doubles at most that one;
+        # Slack takes about one post per second per channel anyway, so the lanes lose nothing by it.
         root = render.slack_root(view, self.settings, time.time())
-        message = self.api.post_message(
-            destination.channel, root.text, blocks=root.blocks, attachments=root.attachments
-        )
+        with self._root_lock(destination.channel):
+            message = self.api.post_message(
+                destination.channel, root.text, blocks=root.blocks, attachments=root.attachments
+            )
         return PostRef(message.channel, message.ts)
+
+    def _root_lock(self, channel: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._root_locks.setdefault(channel, threading.Lock())
 
     def edit_root(self, root: PostRef, view: render.RootView) -> None:
         shown = render.slack_root(view, self.settings, time.time())

@@ -11,6 +11,7 @@ notification's line, its summary, the plugin output, an escalation step's mentio
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,48 @@ def mention(event: AlertEvent, chat: str) -> str | None:
     return f"@{name}" if _MENTIONABLE.match(name) else None
 
 
+# -- a thread reply, in either chat's markup ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Markup:
+    """What differs between the chats' replies: the chat's name (for mentions), its bold and slant marks
+    and its escaping."""
+
+    chat: str
+    bold: str
+    slant: str
+    escape: Callable[[str], str]
+
+
+_MATTERMOST_MARKUP = Markup("mattermost", "**", "*", mattermost.escape)
+_SLACK_MARKUP = Markup("slack", "*", "_", slack.escape)
+
+
+def reply_text(event: AlertEvent, ui_base_url: str | None, after: str | None, markup: Markup) -> str:
+    """A thread reply: the notification's line (with its number on a re-notification, "after" on a
+    recovery), its summary, the acknowledgement's comment, the plugin output, an escalation's mention."""
+    escape, bold, slant = markup.escape, markup.bold, markup.slant
+    notice = render(event, ui_base_url)
+    head = f"{notice.emoji} {bold}{escape(notice.notification_type)}{bold}"
+    if event.notification_type == "PROBLEM" and event.notification_number and notice.escalation is None:
+        head += f" (notification {event.notification_number})"
+    line = f"{head}: {escape(notice.label)} is {bold}{notice.state}{bold}"
+    if after:
+        line += f" after {after}"
+    lines = [line]
+    if notice.summary_adds:
+        lines.append(escape(notice.summary))
+    if event.ack is not None and event.ack.comment:
+        lines.append(f"> {escape(event.ack.comment)}")
+    if notice.output:
+        lines.append(escape(clip(notice.output, REPLY_OUTPUT_LIMIT)))
+    if notice.escalation:
+        who = mention(event, markup.chat)
+        lines.append(f"{slant}{escape(notice.escalation)}{slant}" + (f" {who}" if who else ""))
+    return "\n".join(lines)
+
+
 # -- Mattermost -------------------------------------------------------------------------------------------
 
 
@@ -105,25 +148,7 @@ def mattermost_root(view: RootView, settings: MattermostSettings, now: float) ->
 
 
 def mattermost_reply(event: AlertEvent, settings: MattermostSettings, after: str | None = None) -> str:
-    escape = mattermost.escape
-    notice = render(event, settings.ui_base_url)
-    head = f"{notice.emoji} **{escape(notice.notification_type)}**"
-    if event.notification_type == "PROBLEM" and event.notification_number and notice.escalation is None:
-        head += f" (notification {event.notification_number})"
-    line = f"{head}: {escape(notice.label)} is **{notice.state}**"
-    if after:
-        line += f" after {after}"
-    lines = [line]
-    if notice.summary_adds:
-        lines.append(escape(notice.summary))
-    if event.ack is not None and event.ack.comment:
-        lines.append(f"> {escape(event.ack.comment)}")
-    if notice.output:
-        lines.append(escape(clip(notice.output, REPLY_OUTPUT_LIMIT)))
-    if notice.escalation:
-        who = mention(event, "mattermost")
-        lines.append(f"*{escape(notice.escalation)}*" + (f" {who}" if who else ""))
-    return "\n".join(lines)
+    return reply_text(event, settings.ui_base_url, after, _MATTERMOST_MARKUP)
 
 
 # -- Slack ------------------------------------------------------------------------------------------------
@@ -168,22 +193,4 @@ def slack_root(view: RootView, settings: SlackSettings, now: float) -> SlackRoot
 
 
 def slack_reply(event: AlertEvent, settings: SlackSettings, after: str | None = None) -> str:
-    escape = slack.escape
-    notice = render(event, settings.ui_base_url)
-    head = f"{notice.emoji} *{escape(notice.notification_type)}*"
-    if event.notification_type == "PROBLEM" and event.notification_number and notice.escalation is None:
-        head += f" (notification {event.notification_number})"
-    line = f"{head}: {escape(notice.label)} is *{notice.state}*"
-    if after:
-        line += f" after {after}"
-    lines = [line]
-    if notice.summary_adds:
-        lines.append(escape(notice.summary))
-    if event.ack is not None and event.ack.comment:
-        lines.append(f"> {escape(event.ack.comment)}")
-    if notice.output:
-        lines.append(escape(clip(notice.output, REPLY_OUTPUT_LIMIT)))
-    if notice.escalation:
-        who = mention(event, "slack")
-        lines.append(f"_{escape(notice.escalation)}_" + (f" {who}" if who else ""))
-    return "\n".join(lines)
+    return reply_text(event, settings.ui_base_url, after, _SLACK_MARKUP)
