@@ -71,7 +71,7 @@ class SettingsCache:
     A file changed less than `SETTLE_NS` before it is parsed is not cached: a second change within the
     same tick of the file system's clock would keep size and times (git's "racy" files).
 
-    The directory is `/tmp/alertq-<uid>`, mode 0700: the core's user need not have a writable home, and
+    The directory is `/tmp/alertq-enqueue-<uid>`, mode 0700: the core's user need not have a writable home, and
     the entries hold broker URLs with passwords. A directory or entry not owned by this user, a symlink,
     or one others may write is never read nor written (another user could otherwise plant settings).
     Everything that fails here fails quietly into parsing the file: the cache is an optimisation only.
@@ -82,7 +82,7 @@ class SettingsCache:
 
     def __init__(self, directory: str | None = None) -> None:
         # Checked before every use: ours, mode 0700, no symlink (see the class's note).
-        self.directory = directory or f"/tmp/alertq-{os.geteuid()}"  # noqa: S108
+        self.directory = directory or f"/tmp/alertq-enqueue-{os.geteuid()}"  # noqa: S108
 
     def tables(self, path: str) -> dict[str, Any]:
         """The config file's tables (those in CACHED_TABLES at least). Raises ConfigError."""
