@@ -13,11 +13,13 @@ the openITCOCKPIT Slack command line verbatim with the binary replaced.
   same core for the same 400 notifications.
 
 Two contacts per command; between storms the other pair's notifications are disabled and the services
-recover. Storms alternate (baseline, enqueue, baseline, …) so a neighbour's load hits both, and the
+recover. Storms alternate, the order turned each round, so a neighbour's load hits both, and the
 figure that counts is the median of the rounds' ratios (enqueue's rate over the baseline's in the same
-round), after a round of warm-up. The handoff rate of a storm is (N - 1) / (the last file's mtime - the
-first file's): the core's own latency before the first command (its check result reaper runs once a
-second) is left out, as it is the same for both.
+round), after a round of warm-up. The handoff rate of a storm is N / (the last file's mtime - the time
+the first check result went to the core): the core starts the commands all at once and they share the
+CPUs, so the files appear together at the end and only the whole storm's time says how fast it went.
+That time includes the core's own latency before the first command (a fraction of a second; /bin/sh
+writing a file is handed off at well over 1,000/s), the same for both.
 
 ALERTQ_BENCH_ENQUEUE_SOURCE=<checkout> installs alertq from another checkout (e.g. an older commit, for
 a before/after figure); the default is this one.
@@ -56,6 +58,10 @@ CONTACTS_PER_COMMAND = 2
 NOTIFICATIONS = HOSTS * SERVICES_PER_HOST * CONTACTS_PER_COMMAND
 ROUNDS = 5
 STORM_TIMEOUT = 180.0
+# The core kills a notification command that runs longer (Debian's default is 30 s): on a loaded machine
+# a storm's last commands can wait that long for a CPU, and a killed command is a lost notification,
+# not a slow one. The bench measures the rate, so the core waits long.
+NOTIFICATION_TIMEOUT = 170
 RATE_RATIO_TARGET = 0.9
 PASS_RUNS = 40
 # Any broker call would be a mistake here (a relay is alive): a port nobody listens on makes it visible.
@@ -111,11 +117,17 @@ def _storm(core: NagiosCore, contacts: str, others: str, directory: Path, patter
         core.submit(f"DISABLE_CONTACT_SVC_NOTIFICATIONS;{others}{n}")
         core.submit(f"ENABLE_CONTACT_SVC_NOTIFICATIONS;{contacts}{n}")
     services = [(f"h{h:02d}", f"s{s:02d}") for h in range(HOSTS) for s in range(SERVICES_PER_HOST)]
+    started = time.time_ns()
     for host, service in services:
         core.set_service_state(host, service, "CRITICAL", f"CRITICAL - {service} on {host} is down")
     deadline = time.monotonic() + STORM_TIMEOUT
     while len(files := list(directory.glob(pattern))) < NOTIFICATIONS:
-        assert time.monotonic() < deadline, f"{len(files)} of {NOTIFICATIONS} notifications after {STORM_TIMEOUT:.0f}s"
+        if time.monotonic() > deadline:
+            timed_out = [line for line in core.log_lines() if "timed out" in line]
+            raise AssertionError(
+                f"{len(files)} of {NOTIFICATIONS} notifications after {STORM_TIMEOUT:.0f}s; "
+                f"{len(timed_out)} commands killed by the core's notification_timeout: {timed_out[-1:]}"
+            )
         time.sleep(0.05)
     time.sleep(1.0)  # nothing more may come: one notification per contact and problem
     files = list(directory.glob(pattern))
@@ -131,7 +143,7 @@ def _storm(core: NagiosCore, contacts: str, others: str, directory: Path, patter
         return all(status.service(h, s)["current_state"] == "0" for h, s in services)
 
     core.wait_for(recovered, 120, "every service to recover")
-    return (NOTIFICATIONS - 1) / ((mtimes[-1] - mtimes[0]) / 1e9)
+    return NOTIFICATIONS / ((mtimes[-1] - started) / 1e9)
 
 
 def test_enqueue_through_a_real_nagios_core_keeps_up_with_a_minimal_python_command(
@@ -145,6 +157,7 @@ def test_enqueue_through_a_real_nagios_core_keeps_up_with_a_minimal_python_comma
         NO_BROKER,
         hosts={f"h{h:02d}": [f"s{s:02d}" for s in range(SERVICES_PER_HOST)] for h in range(HOSTS)},
         service_directives={"contacts": ",".join(f"{p}{n}" for p in ("enq", "min") for n in (1, 2))},
+        main_directives={"notification_timeout": str(NOTIFICATION_TIMEOUT)},
     )
     spool_dir = core.workdir / "spool"
     minimal_dir = core.workdir / "minimal"
@@ -167,8 +180,12 @@ def test_enqueue_through_a_real_nagios_core_keeps_up_with_a_minimal_python_comma
         hour_ago = time.time() - 3600
         os.utime(core.alertq_config, (hour_ago, hour_ago))
         for round_number in range(ROUNDS + 1):  # the first round warms up (page cache, settings cache)
-            minimal_rate = _storm(core, "min", "enq", minimal_dir, "*.txt")
-            enqueue_rate = _storm(core, "enq", "min", spool_dir, "*.json")
+            if round_number % 2:
+                enqueue_rate = _storm(core, "enq", "min", spool_dir, "*.json")
+                minimal_rate = _storm(core, "min", "enq", minimal_dir, "*.txt")
+            else:
+                minimal_rate = _storm(core, "min", "enq", minimal_dir, "*.txt")
+                enqueue_rate = _storm(core, "enq", "min", spool_dir, "*.json")
             events = [AlertEvent.model_validate_json(p.read_bytes()) for p in spool_dir.glob("*.json")]
             # Once per contact: every service twice, each a valid alertq.alert/1 event for Slack.
             per_service = Counter((e.host.id, e.service.id if e.service else None, e.channel) for e in events)
