@@ -2,17 +2,18 @@
 
 `schemas.alert.AlertEvent` is the reader's model of the same JSON; the tests validate what this builds.
 
-Only cheap imports here (`re` comes with `json` anyway; `codecs` is loaded by every Python at start-up):
-`uuid`, `socket` and `typing` would cost the enqueue command more than all its work (see tests/perf), so
-a UUID4 is made from os.urandom and the host name comes from os.uname().
+Only modules every Python has loaded at start-up (`codecs`, `os`) or that are built in (`time`):
+`re`, `datetime`, `uuid`, `socket` and `typing` would each cost the enqueue command a good part of all
+its work (see tests/perf), so a UUID4 is made from os.urandom, the host name comes from os.uname(), the
+channel name is checked without a regular expression and times are written with time.gmtime. `datetime`
+is imported only for a --timestamp that is ISO-8601 or has a fraction of a second.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
-import re
-from datetime import UTC, datetime
+import time
 
 from producer.flags import Flags, UsageError, raw_bytes
 from producer.flags import text as valid_text
@@ -29,7 +30,10 @@ TEXT_LIMIT = 64 * 1024
 STDIN_COUNT_LIMIT = 1024 * 1024 * 1024
 STDIN_CHUNK = 1024 * 1024
 CUT_MARKER = "\n[alertq: cut at 64 KiB, {} more bytes dropped]"
-CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# A channel name: a lowercase letter or digit, then up to 62 more of those or - and _.
+CHANNEL_FIRST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+CHANNEL_CHARS = CHANNEL_FIRST_CHARS | frozenset("-_")
+CHANNEL_NAME_MAX = 63
 
 HOST_STATES = {"UP": 0, "DOWN": 1, "UNREACHABLE": 2}
 SERVICE_STATES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
@@ -134,10 +138,11 @@ def _state(given: list[tuple[str, str]], names: dict[str, int], fallback: int, w
     return fallback
 
 
-def _timestamp(value: str | None, received: datetime, warnings: list[str]) -> str:
-    """--timestamp as UTC ISO-8601; the time of receipt when it is missing or no plausible time."""
+def _timestamp(value: str | None, received_us: int, warnings: list[str]) -> str:
+    """--timestamp as UTC ISO-8601; the time of receipt (µs since the epoch) when it is missing or no
+    plausible time. The text is what datetime's isoformat() writes."""
     if not value or value.isspace():
-        return received.isoformat()
+        return iso_utc(received_us)
     seconds: float | None = None
     try:
         # ASCII only, as for every number here; float() would also read other scripts' digits.
@@ -146,18 +151,37 @@ def _timestamp(value: str | None, received: datetime, warnings: list[str]) -> st
         pass
     try:
         if seconds is None:
+            from datetime import UTC, datetime
+
             parsed = datetime.fromisoformat(value.strip())
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             seconds = parsed.timestamp()
         # NaN fails every comparison, so it lands here too.
-        if EARLIEST_TIMESTAMP <= seconds <= received.timestamp() + FUTURE_TOLERANCE:
+        if EARLIEST_TIMESTAMP <= seconds <= received_us / 1e6 + FUTURE_TOLERANCE:
+            if seconds.is_integer():  # $TIMET$: whole seconds, the common case
+                return iso_utc(int(seconds) * 1_000_000)
+            from datetime import UTC, datetime
+
             return datetime.fromtimestamp(seconds, UTC).isoformat()
         reason = "not a time between 2000 and a day from now"
     except (ValueError, OverflowError, OSError):
         reason = "neither epoch seconds nor ISO-8601"
     warnings.append(f"--timestamp: {value[:40]!r} is {reason}; the time of receipt is used")
-    return received.isoformat()
+    return iso_utc(received_us)
+
+
+def iso_utc(microseconds: int) -> str:
+    """Microseconds since the epoch as datetime.fromtimestamp(…, UTC).isoformat() writes them, e.g.
+    2026-11-27T09:00:00.250000+00:00 (no fraction when it is zero)."""
+    seconds, fraction = divmod(microseconds, 1_000_000)
+    t = time.gmtime(seconds)
+    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    return f"{text}.{fraction:06d}+00:00" if fraction else f"{text}+00:00"
+
+
+def channel_name_ok(name: str) -> bool:
+    return 0 < len(name) <= CHANNEL_NAME_MAX and name[0] in CHANNEL_FIRST_CHARS and CHANNEL_CHARS.issuperset(name)
 
 
 def _notification_number(value: str | None, warnings: list[str]) -> int | None:
@@ -193,12 +217,12 @@ def build_events(flags: Flags, stdin: Any = None, warnings: list[str] | None = N
     """
     if warnings is None:
         warnings = []
-    received = datetime.now(UTC)
+    received_us = time.time_ns() // 1000
     v = flags.get
     if not flags.channels:
         raise UsageError("--channel is required (mattermost, slack, email or webhook)")
     for channel in flags.channels:
-        if not CHANNEL_NAME.match(channel):
+        if not channel_name_ok(channel):
             raise UsageError(f"--channel: {channel[:40]!r} is not a channel name (lowercase letters, digits, - _)")
     kind_raw = v("type")
     if kind_raw is None:
@@ -248,7 +272,7 @@ def build_events(flags: Flags, stdin: Any = None, warnings: list[str] | None = N
 
     common = {
         "schema": ALERT_SCHEMA,
-        "created_at": _timestamp(_nonempty(v("timestamp")), received, warnings),
+        "created_at": _timestamp(_nonempty(v("timestamp")), received_us, warnings),
         "kind": kind,
         "notification_type": notification_type,
         "host": {

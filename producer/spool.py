@@ -10,7 +10,6 @@ runs; the enqueue command probes it with a non-blocking shared lock that it drop
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
@@ -96,8 +95,10 @@ def relay_alive(spool_dir: str) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exc:
-        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    except BlockingIOError:  # EWOULDBLOCK/EAGAIN: the relay holds it
+        return True
+    except OSError:
+        return False
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
@@ -116,10 +117,8 @@ class RelayLock:
     def try_acquire(self) -> bool:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        except BlockingIOError:  # EWOULDBLOCK/EAGAIN: another relay holds it
+            return False
         return True
 
     def release(self) -> None:

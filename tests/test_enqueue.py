@@ -582,3 +582,43 @@ def test_relay_path_imports_only_the_standard_library(alertq_env: dict[str, str]
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert imported, "importtime reported nothing"
     assert not imported & {"pika", "pydantic", "pydantic_settings", "structlog", "requests", "tenacity", "click"}
+
+
+def test_the_installed_command_reaches_a_live_relay_without_json_re_tomllib_or_datetime(
+    alertq_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The production path: the installed `alertq-enqueue` script, the spool dir from an alertq.toml that
+    has been in place a while (read back from the settings cache after the first call). Each of these
+    modules would cost the command a good part of all its work in a storm (tests/perf)."""
+    import subprocess
+    import sys
+
+    from producer import spool
+
+    spool_dir = tmp_path / "spool"
+    config = tmp_path / "alertq.toml"
+    config.write_text(f"[spool]\ndir = {json.dumps(str(spool_dir))}\n")
+    hour_ago = time.time() - 3600
+    os.utime(config, (hour_ago, hour_ago))
+    env = {k: v for k, v in alertq_env.items() if k != "ALERTQ_SPOOL__DIR"}
+    script = str(Path(sys.executable).parent / "alertq-enqueue")
+    argv = [sys.executable, "-X", "importtime", script, "--config", str(config), "--channel", "webhook"]
+    # A timestamp that is no time: the warning line must get out although the command skips the clean-up.
+    argv += [*HOST_FLAGS, "--notificationtype", "PROBLEM", "--timestamp", "86400"]
+    lock = spool.RelayLock(str(spool_dir))
+    assert lock.try_acquire()
+    try:
+        runs = [subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False) for _ in "12"]
+    finally:
+        lock.release()
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+        assert warnings == [
+            "alertq-enqueue: warning: --timestamp: '86400' is not a time between 2000 and a day from now; "
+            "the time of receipt is used"
+        ]
+    assert len(spool.pending(str(spool_dir))) == 2
+    imported = {line.split("|")[-1].strip() for line in runs[1].stderr.splitlines() if "|" in line}
+    assert {"producer.enqueue", "producer.liteconfig"} <= imported
+    assert not imported & {"json", "re", "tomllib", "datetime", "typing", "enum", "pika", "pydantic"}
