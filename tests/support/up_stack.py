@@ -44,8 +44,10 @@ class Stack:
         shown = [m["rendered"]["title"] or m["rendered"]["text"][:80] for m in self.messages()]
         raise AssertionError(f"no {what} at the sink after {WAIT:.0f} s; it has {shown}\n{self.log_tail()}")
 
-    def click(self, message: dict[str, Any], user_name: str) -> dict[str, Any]:
-        [button] = [b for b in message["rendered"]["buttons"] if b["interactive"] and "Acknowledge" in b["label"]]
+    def click(self, message: dict[str, Any], user_name: str, label: str = "Acknowledge") -> dict[str, Any]:
+        """Click the button whose label is `label` (Acknowledge by default; "Snooze 1 h", "Recheck now", …)."""
+        buttons = [b for b in message["rendered"]["buttons"] if b["interactive"]]
+        [button] = [b for b in buttons if b["label"] == label] or [b for b in buttons if label in b["label"]][:1]
         answer = requests.post(
             f"{self.sink}/api/messages/{message['id']}/actions/{button['key']}",
             json={"user_name": user_name},

@@ -16,9 +16,10 @@ from cores.base import ProblemState
 from schemas.ack import AckMessage, parse_ack
 from schemas.ack_token import AckClaims, InvalidToken, make_token, sign_incident, verify_token
 from schemas.actions import ACTIONS, Action, check_snooze_choice, snooze_end, snooze_label
-from schemas.channels import AckSettings, MattermostSettings
+from schemas.channels import AckSettings, MattermostSettings, SlackSettings
 from tests.support.alert_events import alert_event
 from workers.channels.buttons import buttons_for
+from workers.conversations.render import RootView, mattermost_root, slack_root
 
 SECRET = "s" * 32
 NOW = 1_800_000_000.0
@@ -166,3 +167,30 @@ def test_proof_is_what_the_core_shows_after_the_command() -> None:
     assert applied(message(action="recheck"), state(last_check=sent - 60, next_check=sent + 300), sent) is False
     assert "does not know" in why_not(message(), None, known=False)
     assert "OK again" in why_not(message(), state(state=0), known=True)
+
+
+def test_an_api_mode_root_once_acknowledged_keeps_snooze_recheck_and_offers_unacknowledge() -> None:
+    settings = two_way(["acknowledge", "snooze", "recheck", "unacknowledge"])
+    slack_settings = SlackSettings.model_validate(
+        {"two_way": True, "actions": ["acknowledge", "recheck", "unacknowledge"]}
+    )
+    slack_settings.with_ack(AckSettings.model_validate({"signing_secret": SECRET}))
+    problem = alert_event("PROBLEM", "service", "mattermost")
+    open_root = RootView(problem, (), None, None, None)
+    acknowledged = RootView(problem, (), "alice", "on it", None)
+    recovered = RootView(problem, (), "alice", "on it", alert_event("RECOVERY", "service", "mattermost"))
+
+    def mattermost_ids(view: RootView) -> list[str]:
+        [attachment] = mattermost_root(view, settings, NOW)
+        return [a["id"] for a in attachment.get("actions", [])]
+
+    def slack_ids(view: RootView) -> list[str]:
+        blocks = slack_root(view, slack_settings, NOW).blocks
+        return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+    assert mattermost_ids(open_root) == ["ack", "snooze0", "snooze1", "recheck"]
+    assert mattermost_ids(acknowledged) == ["snooze0", "snooze1", "recheck", "unack"]
+    assert mattermost_ids(recovered) == []
+    assert slack_ids(open_root) == ["alertq_ack", "alertq_recheck"]
+    assert slack_ids(acknowledged) == ["alertq_recheck", "alertq_unack"]
+    assert slack_ids(recovered) == []
