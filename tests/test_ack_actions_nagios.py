@@ -7,16 +7,19 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
+from schemas.ack import Reply
 from schemas.settings import Settings
 from tests.support.ack_processes import ack_forwarder, ack_listener
 from tests.support.chat_actions import button, chat_hook, click, click_status, told, wait_told
 from tests.support.nagios import NagiosCore
 from tests.support.rabbit import free_port
+from tests.test_ack_forwarder import ack_message, publish
 
 pytestmark = pytest.mark.nagios
 
@@ -101,9 +104,17 @@ def test_snooze_recheck_and_unacknowledge_land_in_nagios_and_the_chat_hears_only
     assert not any("did NOT" in text for text in told(httpserver))
 
 
+def snoozed(action: str) -> dict[str, object]:
+    if action != "snooze":
+        return {}
+    now = datetime.now(UTC)
+    return {"snooze": "1h", "downtime_start": now, "downtime_end": now + timedelta(hours=1)}
+
+
 def test_a_recovered_problem_gets_no_command_and_an_unknown_host_is_reported_failed_within_the_bound(
     declared: Settings,
     alertq_env: dict[str, str],
+    amqp_url: str,
     nagios_core_factory: Callable[..., NagiosCore],
     httpserver: HTTPServer,
     tmp_path: Path,
@@ -127,6 +138,14 @@ def test_a_recovered_problem_gets_no_command_and_an_unknown_host_is_reported_fai
         assert answer == {
             "ephemeral_text": f"{host}/pg has recovered since this notification: there is nothing to acknowledge."
         }
+        # A listener that could not ask the core in time queues it; the forwarder asks before it sends.
+        for action in ("snooze", "recheck"):
+            late = ack_message(service="pg", action=action, reply=Reply(channel_name="ops"), **snoozed(action))
+            publish(
+                amqp_url,
+                late.model_copy(update={"host_id": host, "problem_since": datetime.fromtimestamp(issued - 1, UTC)}),
+            )
+            wait_told(httpserver, f"{host}/pg has recovered since this notification: there is nothing to {action}.")
 
         # A host the core does not know: Nagios reads the line and drops it; the read-back says so.
         ghost = "ghost-" + uuid.uuid4().hex[:8]
@@ -138,6 +157,7 @@ def test_a_recovered_problem_gets_no_command_and_an_unknown_host_is_reported_fai
         assert took < CONFIRM_WITHIN + 20  # generous: a loaded machine; the bound is what matters, not speed
         assert "ack_forwarder.not_confirmed" in forwarder.log_text()
 
-    assert not any(f"ACKNOWLEDGE_SVC_PROBLEM;{host};" in line for line in core.log_lines())
+    sent = ("ACKNOWLEDGE_SVC_PROBLEM", "SCHEDULE_SVC_DOWNTIME", "SCHEDULE_FORCED_SVC_CHECK")
+    assert not [line for line in core.log_lines() if f";{host};" in line and any(c in line for c in sent)]
     assert core.status().service(host, "pg")["problem_has_been_acknowledged"] == "0"
     assert any(f"ACKNOWLEDGE_SVC_PROBLEM;{ghost};pg;" in line for line in core.log_lines())  # sent, not applied
