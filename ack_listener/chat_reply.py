@@ -111,6 +111,14 @@ def unconfirmed_text(ack: AckMessage, said: str, seconds: float) -> str:
     )
 
 
+def unverifiable_text(ack: AckMessage) -> str:
+    """The core took the command, but alertq cannot read its state back (Nagios without status_file)."""
+    return (
+        f"The {_noun(ack)} of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} was sent to the monitoring "
+        "core, but alertq cannot confirm it took effect (ack_target.status_file is not set): check in the core."
+    )
+
+
 def not_acknowledged_text(what: str) -> str:
     return f"{what} is not acknowledged in the monitoring core: there is no acknowledgement to remove."
 

@@ -181,8 +181,7 @@ class Forwarder:
         target = self.settings.ack_target
         if target.kind == "nagios" and target.status_file is None:
             log.warning("ack_forwarder.not_confirmed", ack_id=ack.ack_id, reason="no status_file")
-            text = chat_reply.unconfirmed_text(ack, "ack_target.status_file is not set, so alertq cannot look", 0)
-            chat_reply.tell(self.settings, ack, text)
+            chat_reply.tell(self.settings, ack, chat_reply.unverifiable_text(ack))
             return
         deadline = time.monotonic() + target.confirm_within
         state = None

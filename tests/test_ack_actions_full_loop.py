@@ -36,7 +36,6 @@ def test_mattermost_acknowledge_unacknowledge_and_snooze_buttons_at_the_sink_rea
     extra = {
         "ALERTQ_CHANNELS__MATTERMOST__ACTIONS": ALL_ACTIONS,
         "ALERTQ_ACK__SNOOZE_CHOICES": "1h,until 08:00",
-        "ALERTQ_ACK_TARGET__STATUS_FILE": str(core.status_file),
         "ALERTQ_ACK_TARGET__CONFIRM_WITHIN": "20",
     }
     with alertq_up(alertq_env, core, "mattermost", tmp_path / "up.log", **extra) as stack:
@@ -78,7 +77,6 @@ def test_a_slack_recheck_button_at_the_sink_reschedules_the_check_in_nagios(
     core = nagios_core_factory(hosts={host: [service]}, channels=("slack",), args=SLACK)
     extra = {
         "ALERTQ_CHANNELS__SLACK__ACTIONS": "recheck,acknowledge",
-        "ALERTQ_ACK_TARGET__STATUS_FILE": str(core.status_file),
         "ALERTQ_ACK_TARGET__CONFIRM_WITHIN": "20",
     }
     with alertq_up(alertq_env, core, "slack", tmp_path / "up.log", **extra) as stack:

@@ -83,6 +83,8 @@ def alertq_up(
         "ALERTQ_ACK_LISTENER__SLACK_SIGNING_SECRET": SLACK_SECRET,
         "ALERTQ_ACK_TARGET__KIND": "nagios",
         "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file),
+        # The forwarder reads the core back before it tells the chat (and the listener checks the problem).
+        "ALERTQ_ACK_TARGET__STATUS_FILE": str(core.status_file),
         f"{prefix}TWO_WAY": "true",
         **extra_env,
     }
