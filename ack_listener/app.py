@@ -1,4 +1,9 @@
-"""The ack listener's HTTP app: a click → verified → `alertq.ack/1` confirmed by the broker → answer.
+"""The ack listener's HTTP app: a click → verified → `alertq.ack` confirmed by the broker → answer.
+
+Buttons: Acknowledge, Snooze (one button per choice), Recheck now, Unacknowledge; the action is in the
+signed token, never in the request around it. Each action has its own allow-list
+(`AckListenerSettings.may`). The answer says the action was sent and waits for the core: the forwarder
+reads the core back and tells the chat once it shows the action applied (ack_listener/proof.py).
 
 Order matters: body size, shape (a user name that names nobody is one), the chat's own signature
 (Slack), the button's signed token, the allow-list; then the button's problem: when the listener can
@@ -32,7 +37,7 @@ from starlette.routing import Route
 from ack_listener import chat_reply, clicks
 from ack_listener.chat_api import ChatApis
 from ack_listener.openapi import OPENAPI
-from ack_listener.problem import Binding, Verdict, judge
+from ack_listener.problem import Binding, Verdict, goes_ahead, judge
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
 from ack_listener.used_buttons import StoreUnavailable, UsedButtons, claim_key
 from cores import make_target
@@ -40,6 +45,7 @@ from cores.base import ProblemState, Target
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckListenerSettings, AckTargetSettings
 from schemas.ack_token import AckClaims, InvalidToken, verify_token
+from schemas.actions import LABELS, snooze_end
 from schemas.settings import Settings
 from state.store import AckClaim
 
@@ -57,20 +63,26 @@ class Refused(Exception):
 class Answered:
     """How a verified click ended: `acknowledged` (queued now), or why nothing was queued."""
 
-    outcome: Literal["acknowledged", "already", "in_core", "earlier", "recovered"]
-    chat_user: str  # who acknowledged: this clicker, or the one who claimed the problem first
+    outcome: Literal["acknowledged", "already", "in_core", "earlier", "recovered", "not_acknowledged"]
+    chat_user: str  # who clicked: this clicker, or the one who claimed the problem first
     what: str  # host[/service], as the chat texts name it
+    action: str = "acknowledge"
+    snooze: str | None = None
 
     def text(self) -> str:
-        if self.outcome == "acknowledged":
-            return chat_reply.acknowledged_text(self.chat_user)
+        if self.outcome == "acknowledged":  # sent on: the forwarder tells once the core shows it
+            return chat_reply.requested_text(self.action, self.chat_user, self.snooze)
         if self.outcome == "already":
-            return chat_reply.already_acknowledged_text(self.chat_user)
+            if self.action == "acknowledge":
+                return chat_reply.already_acknowledged_text(self.chat_user)
+            return f"@{self.chat_user} clicked this already; it is on its way to the monitoring core."
         if self.outcome == "in_core":
             return chat_reply.acknowledged_in_core_text(self.what)
         if self.outcome == "earlier":
             return chat_reply.earlier_problem_text(self.what)
-        return chat_reply.recovered_text(self.what)
+        if self.outcome == "not_acknowledged":
+            return chat_reply.not_acknowledged_text(self.what)
+        return chat_reply.recovered_text(self.what, self.action)
 
 
 class CoreView:
@@ -108,10 +120,14 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             return _refuse(exc, "mattermost")
         except clicks.BadClick as exc:
             return _refuse(Refused(400, str(exc)), "mattermost")
-        if answered.outcome in ("acknowledged", "already"):
+        if answered.action == "acknowledge" and answered.outcome in ("acknowledged", "already"):
             # API mode: the post as it is (read with the API client), its button removed, the line added;
             # a webhook post: the line alone.
-            line = chat_reply.acknowledged_text(answered.chat_user)
+            line = (
+                answered.text()
+                if answered.outcome == "acknowledged"
+                else chat_reply.acknowledged_text(answered.chat_user)
+            )
             update = await asyncio.to_thread(chats.mattermost_update, click.reply.post_id, line)
             update = update or {"message": line, "props": {}}
             if answered.outcome == "acknowledged":
@@ -132,13 +148,14 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             return _refuse(Refused(400, str(exc)), "slack")
         reply = None
         place = click.reply
-        if answered.outcome == "acknowledged" and chats.slack() is not None and place.channel_id and place.message_ts:
+        acknowledged = answered.outcome == "acknowledged" and answered.action == "acknowledge"
+        if acknowledged and chats.slack() is not None and place.channel_id and place.message_ts:
             # API mode: chat.update of the message, its blocks kept without the button.
             reply = BackgroundTask(
                 chats.slack_acknowledged, place.channel_id, place.message_ts, click.message or {}, answered.text()
             )
         elif click.reply.response_url:
-            if answered.outcome == "acknowledged":
+            if acknowledged:
                 answer: dict[str, Any] = {"replace_original": True, "text": answered.text()}
             else:  # only the clicker needs to know; the channel's message stays as it is
                 answer = {"response_type": "ephemeral", "replace_original": False, "text": answered.text()}
@@ -153,16 +170,24 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             claims = verify_token(secret.get_secret_value(), click.token, now=time.time())
         except InvalidToken as exc:
             raise Refused(401, f"the button's token is not valid ({exc})") from None
-        if listener.allowed_users and click.chat_user not in listener.allowed_users:
-            raise Refused(403, f"user {click.chat_user!r} may not acknowledge")
+        action = claims.action
+        if not listener.may(action, click.chat_user):
+            raise Refused(403, f"user {click.chat_user!r} may not {action}")
         what = chat_reply.subject(claims.host_id, claims.service_id)
         verdict = await _verdict(claims)
-        if verdict in (Verdict.EARLIER, Verdict.RECOVERED):
+
+        def answer(outcome: Any, chat_user: str = click.chat_user) -> Answered:
+            return Answered(outcome, chat_user, what, action, claims.snooze)
+
+        if verdict in (Verdict.EARLIER, Verdict.RECOVERED) or (
+            action != "acknowledge" and not goes_ahead(action, verdict)
+        ):
             log.info("ack_listener.not_forwarded", reason=verdict.value, chat_user=click.chat_user, **_ids(claims))
-            return Answered("earlier" if verdict is Verdict.EARLIER else "recovered", click.chat_user, what)
+            outcome = {Verdict.EARLIER: "earlier", Verdict.RECOVERED: "recovered", Verdict.ACKNOWLEDGED: "in_core"}
+            return answer(outcome.get(verdict, "not_acknowledged"))
 
         ack = _ack_message(click, claims, listener)
-        key = claim_key(claims.host_id, claims.service_id, claims.problem_id, claims.event_id)
+        key = claim_key(claims.host_id, claims.service_id, claims.problem_id, claims.event_id, action)
         mine = AckClaim(key, ack.ack_id, ack.chat_user, ack.source, ack.received_at)
         try:
             held = await asyncio.to_thread(used.claim, mine, claims.expires_at)
@@ -172,13 +197,15 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             log.info(
                 "ack_listener.already_acknowledged", chat_user=click.chat_user, first_by=held.chat_user, **_ids(claims)
             )
-            return Answered("already", held.chat_user, what)
-        if verdict is Verdict.ACKNOWLEDGED:  # by someone in the core itself: nothing to send
+            return answer("already", held.chat_user)
+        if (
+            verdict is Verdict.ACKNOWLEDGED and action == "acknowledge"
+        ):  # by someone in the core itself: nothing to send
             await asyncio.to_thread(used.release, key, ack.ack_id)
             log.info(
                 "ack_listener.not_forwarded", reason="acknowledged-in-core", chat_user=click.chat_user, **_ids(claims)
             )
-            return Answered("in_core", click.chat_user, what)
+            return answer("in_core")
 
         published = publisher.submit(ack)
         try:
@@ -189,8 +216,14 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             if isinstance(exc, BrokerUnavailable) or published.cancel() or published.cancelled():
                 await asyncio.to_thread(used.release, key, ack.ack_id)
             raise Refused(503, f"the acknowledgement could not be queued, try again ({exc or 'timeout'})") from None
-        log.info("ack_listener.accepted", ack_id=ack.ack_id, source=ack.source, chat_user=ack.chat_user, **_ids(claims))
-        return Answered("acknowledged", ack.chat_user, what)
+        log.info(
+            "ack_listener.accepted",
+            ack_id=ack.ack_id,
+            source=ack.source,
+            chat_user=ack.chat_user,
+            **_ids(claims),
+        )
+        return answer("acknowledged")
 
     async def _verdict(claims: AckClaims) -> Verdict:
         """Whether the button's problem is still the core's, if this listener can ask it in time."""
@@ -247,19 +280,33 @@ def _ids(claims: AckClaims) -> dict[str, str | int | None]:
         "event_id": claims.event_id,
         "problem_id": claims.problem_id,
         "problem_since": claims.problem_since,
+        "action": claims.action,
     }
 
 
 def _ack_message(click: clicks.Click, claims: AckClaims, listener: AckListenerSettings) -> AckMessage:
     names = {"user": click.chat_user, "source": click.source.capitalize()}
     since = claims.problem_since
+    received_at = datetime.now(UTC)
+    snooze: dict[str, Any] = {}
+    comment = listener.comment_format.format(**names)
+    if claims.action == "snooze":
+        assert claims.snooze is not None  # verify_token checks it
+        clicked = received_at.astimezone()  # "until 08:00" is the listener's local time
+        end = snooze_end(claims.snooze, clicked)
+        snooze = {"snooze": claims.snooze, "downtime_start": received_at, "downtime_end": end.astimezone(UTC)}
+        comment = listener.snooze_comment_format.format(**names, choice=claims.snooze)
+    elif claims.action != "acknowledge":
+        comment = f"{LABELS[claims.action]} in {names['source']} by {click.chat_user} via alertq"
     return AckMessage(
         ack_id=str(uuid.uuid4()),
-        received_at=datetime.now(UTC),
+        received_at=received_at,
         source=click.source,
         chat_user=click.chat_user,
-        author=listener.author_format.format(**names),
-        comment=listener.comment_format.format(**names),
+        author=listener.author_of(click.chat_user, click.source),
+        comment=comment,
+        action=claims.action,
+        **snooze,
         kind="host" if claims.service_id is None else "service",
         host_id=claims.host_id,
         service_id=claims.service_id,

@@ -54,14 +54,79 @@ def earlier_problem_text(what: str) -> str:
     )
 
 
-def recovered_text(what: str) -> str:
-    return f"{what} has recovered since this notification: there is nothing to acknowledge."
+def recovered_text(what: str, action: str = "acknowledge") -> str:
+    verb = {"acknowledge": "acknowledge", "snooze": "snooze", "recheck": "recheck", "unacknowledge": "unacknowledge"}
+    return f"{what} has recovered since this notification: there is nothing to {verb.get(action, action)}."
+
+
+NOUNS = {
+    "acknowledge": "acknowledgement",
+    "snooze": "snooze",
+    "recheck": "recheck",
+    "unacknowledge": "unacknowledgement",
+}
+VERBS = {
+    "acknowledge": "acknowledge it",
+    "snooze": "schedule the downtime",
+    "recheck": "reschedule the check",
+    "unacknowledge": "remove the acknowledgement",
+}
+
+
+def _noun(ack: AckMessage) -> str:
+    return NOUNS[ack.action]
+
+
+def requested_text(action: str, chat_user: str, snooze: str | None = None) -> str:
+    """The listener's answer to a click: sent on, not yet done (the forwarder says when the core shows it)."""
+    what = {
+        "acknowledge": "Acknowledgement",
+        "snooze": f"Snooze ({snooze})",
+        "recheck": "Recheck",
+        "unacknowledge": "Unacknowledgement",
+    }[action]
+    return f"{what} by @{chat_user} sent via alertq: waiting for the monitoring core to confirm."
+
+
+def confirmed_text(ack: AckMessage) -> str:
+    """What the chat is told once the core shows the action (ack_listener/proof.py)."""
+    what = subject(ack.host_id, ack.service_id)
+    if ack.action == "acknowledge":
+        return f":white_check_mark: {what} acknowledged by @{ack.chat_user}: confirmed by the monitoring core."
+    if ack.action == "snooze":
+        assert ack.downtime_end is not None
+        until = ack.downtime_end.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        return f":zzz: {what} snoozed by @{ack.chat_user} until {until}: the monitoring core shows the downtime."
+    if ack.action == "recheck":
+        return f":arrows_counterclockwise: {what}: recheck by @{ack.chat_user}, the monitoring core checks it now."
+    return f":leftwards_arrow_with_hook: {what}: acknowledgement removed by @{ack.chat_user}, confirmed by the core."
+
+
+def unconfirmed_text(ack: AckMessage, said: str, seconds: float) -> str:
+    """The core took the command but did not show it applied within `seconds`."""
+    return (
+        f":warning: The {_noun(ack)} of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} was sent, but "
+        f"the monitoring core did NOT apply it within {seconds:g} s ({said}). Please {VERBS[ack.action]} in "
+        "the core directly."
+    )
+
+
+def unverifiable_text(ack: AckMessage) -> str:
+    """The core took the command, but alertq cannot read its state back (Nagios without status_file)."""
+    return (
+        f"The {_noun(ack)} of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} was sent to the monitoring "
+        "core, but alertq cannot confirm it took effect (ack_target.status_file is not set): check in the core."
+    )
+
+
+def not_acknowledged_text(what: str) -> str:
+    return f"{what} is not acknowledged in the monitoring core: there is no acknowledgement to remove."
 
 
 def failure_text(ack: AckMessage, said: str) -> str:
     return (
-        f":warning: The acknowledgement of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} did NOT "
-        f"reach the monitoring core ({said}). Please acknowledge it in the core directly."
+        f":warning: The {_noun(ack)} of {subject(ack.host_id, ack.service_id)} by @{ack.chat_user} did NOT "
+        f"reach the monitoring core ({said}). Please {VERBS[ack.action]} in the core directly."
     )
 
 

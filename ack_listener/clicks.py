@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from cores.nagios import neutralise
 from schemas.ack import Reply
 
-SLACK_ACK_ACTION_ID = "alertq_ack"  # workers/channels/slack.py ACK_ACTION_ID
+SLACK_ACTION_ID_PREFIX = "alertq_"  # workers/channels/slack.py: alertq_ack, alertq_snooze0, alertq_recheck, …
 
 
 class BadClick(Exception):
@@ -72,9 +72,16 @@ def slack(body: bytes) -> Click:
     actions = data.get("actions")
     if not isinstance(actions, list):
         raise BadClick("payload.actions is missing or not a list")
-    tokens = [a.get("value") for a in actions if isinstance(a, dict) and a.get("action_id") == SLACK_ACK_ACTION_ID]
+    # The action is in the signed token; the action_id only says the button is one of alertq's.
+    tokens = [
+        a.get("value")
+        for a in actions
+        if isinstance(a, dict)
+        and isinstance(a.get("action_id"), str)
+        and a["action_id"].startswith(SLACK_ACTION_ID_PREFIX)
+    ]
     if len(tokens) != 1 or not _is_text(tokens[0]):
-        raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
+        raise BadClick(f"payload.actions has no single {SLACK_ACTION_ID_PREFIX}… action with a value")
     response_url = data.get("response_url")
     channel = data.get("channel")
     message = data.get("message")

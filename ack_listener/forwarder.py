@@ -1,4 +1,5 @@
-"""`alertq ack-forwarder`: queue `alertq.acks` → the configured target, one ack at a time.
+"""`alertq ack-forwarder`: queue `alertq.acks` → the configured target, one action at a time
+(Acknowledge, Snooze, Recheck now, Unacknowledge: `Target.apply`), then proof that the core applied it.
 
 One pika BlockingConnection in the main thread, prefetch 1. A target that fails retryably is tried
 again with doubling waits (`retry_wait`, capped at `max_retry_wait`, or the target's Retry-After)
@@ -18,7 +19,16 @@ is not forwarded and the chat is told so; a problem that recovered or is acknowl
 acknowledged again. A core that cannot tell does not stop the ack (as before binding). An ack that
 gives up releases its claim in the state store (`used_buttons.py`), so a later click may try again.
 The chat hears the failure in words (`cores.base.in_words`); the detail goes to the log and the
-dead letter's header.
+dead letter's header. What each action needs of the problem is `problem.GOES_AHEAD` (Unacknowledge
+needs an acknowledged one); a click that is not sent is told why (recovered, earlier problem, …).
+
+Proof, not hope: once the core has the command (the input is acked then: the command is delivered),
+the forwarder reads the object's state back every `confirm_every` seconds (`proof.applied`) until it
+shows the action, and only then tells the chat "acknowledged by @alice"; after `confirm_within`
+seconds without it, or at once when the core says it does not know the object, the chat is told it
+was NOT applied and why (`proof.why_not`), and the button's claim is released so a new click may try.
+A target that cannot show state (Nagios without `status_file`) gets no proof: the chat is told the
+command was sent but cannot be confirmed.
 """
 
 from __future__ import annotations
@@ -35,8 +45,8 @@ from pika.exceptions import AMQPError
 from pika.spec import Basic
 from pydantic import ValidationError
 
-from ack_listener import chat_reply
-from ack_listener.problem import Binding, Verdict, judge
+from ack_listener import chat_reply, proof
+from ack_listener.problem import Binding, Verdict, goes_ahead, judge
 from ack_listener.used_buttons import UsedButtons, claim_key
 from broker import dead_letters, names, topology
 from broker.connection import connect
@@ -44,7 +54,7 @@ from broker.publisher import ConfirmedPublisher, PublishError
 from broker.session import Sessions
 from broker.shutdown import stop_on_signals
 from cores import make_target
-from cores.base import Permanent, Retryable, Target, in_words
+from cores.base import Permanent, ProblemState, Retryable, Target, in_words
 from schemas.ack import AckMessage, parse_ack
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
@@ -124,7 +134,7 @@ class Forwarder:
         ack: AckMessage | None = None
         try:
             ack = _parse(body)
-            self._forward(ack)
+            sent_at = self._forward(ack)
         except GaveUp as gave_up:
             if not self._dead_letter(method, properties, body, gave_up):
                 channel.basic_nack(method.delivery_tag, requeue=True)
@@ -145,24 +155,83 @@ class Forwarder:
                 service_id=ack.service_id,
                 problem_id=ack.problem_id,
             )
-            if skipped.verdict is Verdict.EARLIER:
-                what = chat_reply.subject(ack.host_id, ack.service_id)
-                chat_reply.tell(self.settings, ack, chat_reply.earlier_problem_text(what))
+            self._release_claim(ack)
+            chat_reply.tell(self.settings, ack, _not_forwarded_text(ack, skipped.verdict))
             return
         except _Stopping:
             channel.basic_nack(method.delivery_tag, requeue=True)
             return
         channel.basic_ack(method.delivery_tag)
         log.info(
-            "ack_forwarder.acknowledged",
+            "ack_forwarder.acknowledged" if ack.action == "acknowledge" else "ack_forwarder.sent",
             ack_id=ack.ack_id,
+            action=ack.action,
             target=self.target.name,
             host_id=ack.host_id,
             service_id=ack.service_id,
             author=ack.author,
         )
+        try:
+            self._confirm(ack, sent_at)
+        except _Stopping:
+            log.warning("ack_forwarder.not_confirmed", ack_id=ack.ack_id, reason="stopping")
 
-    def _forward(self, ack: AckMessage) -> None:
+    def _confirm(self, ack: AckMessage, sent_at: float) -> None:
+        """Read the object back until the core shows the action, then tell the chat how it went."""
+        target = self.settings.ack_target
+        if target.kind == "nagios" and target.status_file is None:
+            log.warning("ack_forwarder.not_confirmed", ack_id=ack.ack_id, reason="no status_file")
+            chat_reply.tell(self.settings, ack, chat_reply.unverifiable_text(ack))
+            return
+        deadline = time.monotonic() + target.confirm_within
+        state = None
+        known: bool | None = None
+        while True:
+            state = self._state(ack)
+            shown = proof.applied(ack, state, sent_at)
+            if shown:
+                log.info(
+                    "ack_forwarder.confirmed",
+                    ack_id=ack.ack_id,
+                    action=ack.action,
+                    host_id=ack.host_id,
+                    service_id=ack.service_id,
+                    seconds=round(time.time() - sent_at, 1),
+                )
+                if ack.action != "acknowledge":
+                    self._release_claim(ack)
+                if ack.action == "unacknowledge":
+                    # The problem may be acknowledged again: its Acknowledge buttons work once more.
+                    self._buttons().clear(claim_key(ack.host_id, ack.service_id, ack.problem_id, ack.event_id))
+                chat_reply.tell(self.settings, ack, chat_reply.confirmed_text(ack))
+                return
+            if state is None:
+                known = self.target.object_known(ack.host_id, ack.service_id)
+                if known is False:  # nothing to wait for: the core will never apply it
+                    break
+            if time.monotonic() >= deadline:
+                break
+            self._wait(min(target.confirm_every, max(deadline - time.monotonic(), 0.0)))
+        said = proof.why_not(ack, state, known)
+        log.warning(
+            "ack_forwarder.not_confirmed",
+            ack_id=ack.ack_id,
+            action=ack.action,
+            host_id=ack.host_id,
+            service_id=ack.service_id,
+            reason=said,
+        )
+        self._release_claim(ack)
+        chat_reply.tell(self.settings, ack, chat_reply.unconfirmed_text(ack, said, target.confirm_within))
+
+    def _state(self, ack: AckMessage) -> ProblemState | None:
+        try:
+            return self.target.problem_state(ack.host_id, ack.service_id)
+        except Exception:  # the contract says it never raises; a bug must not stop the forwarder
+            log.exception("ack_forwarder.problem_check_failed", ack_id=ack.ack_id)
+            return None
+
+    def _forward(self, ack: AckMessage) -> float:
         target = self.settings.ack_target
         give_up_at = time.monotonic() + target.give_up_after
         attempt = 0
@@ -170,8 +239,9 @@ class Forwarder:
             attempt += 1
             self._check_problem(ack)
             try:
-                self.target.acknowledge(ack)
-                return
+                sent_at = time.time()
+                self.target.apply(ack)
+                return sent_at
             except Permanent as exc:
                 raise GaveUp(dead_letters.PERMANENT, str(exc), in_words(exc)) from None
             except Exception as exc:  # a bug in a target must not crash-loop the queue: retry, then dead
@@ -190,8 +260,8 @@ class Forwarder:
                 self._wait(wait)
 
     def _check_problem(self, ack: AckMessage) -> None:
-        """Raise `NotForwarded` unless the button's problem is still the core's and unacknowledged (or
-        the core cannot tell). Acks that name no problem are not checked."""
+        """Raise `NotForwarded` unless the button's problem is still the core's and in the state the
+        action needs (or the core cannot tell). Acks that name no problem are not checked."""
         binding = Binding.of(ack.problem_id, ack.problem_since)
         if not binding.known:
             return
@@ -201,14 +271,17 @@ class Forwarder:
             log.exception("ack_forwarder.problem_check_failed", ack_id=ack.ack_id)
             return
         verdict = judge(binding, state)
-        if verdict not in (Verdict.CURRENT, Verdict.UNKNOWN):
+        if not goes_ahead(ack.action, verdict):
             raise NotForwarded(verdict)
 
-    def _release_claim(self, ack: AckMessage) -> None:
+    def _buttons(self) -> UsedButtons:
         if self._used_buttons is None:
             self._used_buttons = UsedButtons(self.settings.state_store)
-        key = claim_key(ack.host_id, ack.service_id, ack.problem_id, ack.event_id)
-        self._used_buttons.release(key, ack.ack_id)
+        return self._used_buttons
+
+    def _release_claim(self, ack: AckMessage) -> None:
+        key = claim_key(ack.host_id, ack.service_id, ack.problem_id, ack.event_id, ack.action)
+        self._buttons().release(key, ack.ack_id)
 
     def _wait(self, seconds: float) -> None:
         """Wait between tries with the heartbeats flowing; SIGTERM hands the ack back to the queue."""
@@ -250,5 +323,16 @@ def _parse(body: bytes) -> AckMessage:
     except UnsupportedSchema as exc:
         raise GaveUp(dead_letters.UNSUPPORTED_SCHEMA, str(exc), "its message is of an unsupported version") from None
     except ValidationError as exc:
-        error = f"not an alertq.ack/1: {exc.error_count()} errors"
+        error = f"not a valid alertq.ack message: {exc.error_count()} errors"
         raise GaveUp(dead_letters.INVALID, error, "its message is not valid") from None
+
+
+def _not_forwarded_text(ack: AckMessage, verdict: Verdict) -> str:
+    what = chat_reply.subject(ack.host_id, ack.service_id)
+    if verdict is Verdict.EARLIER:
+        return chat_reply.earlier_problem_text(what)
+    if verdict is Verdict.RECOVERED:
+        return chat_reply.recovered_text(what, ack.action)
+    if verdict is Verdict.ACKNOWLEDGED:
+        return chat_reply.acknowledged_in_core_text(what)
+    return chat_reply.not_acknowledged_text(what)

@@ -35,8 +35,10 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "alertq ack listener",
         "version": "1",
-        "description": "Takes Acknowledge button clicks from Mattermost and Slack and queues an "
-        "`alertq.ack/1` message on exchange `alertq.acks` once the broker confirmed it.",
+        "description": "Takes button clicks (Acknowledge, Snooze, Recheck now, Unacknowledge; the action is in "
+        "the signed token) from Mattermost and Slack and queues an `alertq.ack/1` (Acknowledge) or "
+        "`alertq.ack/2` message on exchange `alertq.acks` once the broker confirmed it; the ack forwarder "
+        "tells the chat once the core shows the action applied.",
     },
     "paths": {
         "/mattermost/actions": {

@@ -59,3 +59,18 @@ def judge(binding: Binding, core: ProblemState | None) -> Verdict:
     if later:
         return Verdict.EARLIER
     return Verdict.ACKNOWLEDGED if core.acknowledged else Verdict.CURRENT
+
+
+# What each action needs of the button's problem before it is sent: Acknowledge an unacknowledged
+# problem, Unacknowledge an acknowledged one; Snooze and Recheck now either. An earlier problem's
+# button, or a recovered object, gets no command at all. UNKNOWN (the core cannot tell) goes ahead.
+GOES_AHEAD: dict[str, frozenset[Verdict]] = {
+    "acknowledge": frozenset({Verdict.CURRENT, Verdict.UNKNOWN}),
+    "unacknowledge": frozenset({Verdict.ACKNOWLEDGED, Verdict.UNKNOWN}),
+    "snooze": frozenset({Verdict.CURRENT, Verdict.ACKNOWLEDGED, Verdict.UNKNOWN}),
+    "recheck": frozenset({Verdict.CURRENT, Verdict.ACKNOWLEDGED, Verdict.UNKNOWN}),
+}
+
+
+def goes_ahead(action: str, verdict: Verdict) -> bool:
+    return verdict in GOES_AHEAD[action]

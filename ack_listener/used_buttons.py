@@ -1,4 +1,4 @@
-"""The record of used Acknowledge buttons, in the state store every listener replica shares.
+"""The record of used buttons, in the state store every listener replica shares.
 
 Before it publishes, the listener claims the button's problem (`claim`, a unique key taken in one
 statement); a second click, on this replica or another, finds the claim and is answered "already
@@ -6,6 +6,12 @@ acknowledged by …" without publishing again. The key is the core's problem id 
 carries one (every button of that problem, whichever post or channel, is one claim), else the event
 the button was sent with. A claim whose ack could not be queued or forwarded is released, so the
 next click may try again. Claims are dropped once every button that could reach them has expired.
+
+Each action claims apart (the key names it; an Acknowledge key is what it was before other actions).
+Only an Acknowledge the core confirmed keeps its claim: Snooze, Recheck now and Unacknowledge hold
+theirs while in flight (a double click sends one command) and release it once the forwarder has its
+answer; a confirmed Unacknowledge clears the problem's Acknowledge claim, so it can be acknowledged
+again.
 
 The store is `state_store` (state/store.py): a SQLite file by default, PostgreSQL for
 listeners on several hosts. It is opened on first use and reopened after an error (a restarted
@@ -34,9 +40,12 @@ class StoreUnavailable(Exception):
     """The state store could not be read or written; the message says why, never a password."""
 
 
-def claim_key(host_id: str, service_id: str | None, problem_id: str | None, event_id: str) -> str:
+def claim_key(
+    host_id: str, service_id: str | None, problem_id: str | None, event_id: str, action: str = "acknowledge"
+) -> str:
     subject = ["problem", problem_id] if problem_id is not None else ["event", event_id]
-    return hashlib.sha256(json.dumps([host_id, service_id, *subject]).encode()).hexdigest()
+    named = [] if action == "acknowledge" else [action]  # Acknowledge keys are those of older listeners
+    return hashlib.sha256(json.dumps([host_id, service_id, *subject, *named]).encode()).hexdigest()
 
 
 class UsedButtons:
@@ -68,6 +77,17 @@ class UsedButtons:
                 raise self._failed(store, exc) from None
         except StoreUnavailable as exc:
             log.warning("ack_listener.claim_not_released", ack_id=ack_id, error=str(exc))
+
+    def clear(self, key: str) -> None:
+        """Best effort: drop the claim on `key` whoever holds it."""
+        try:
+            store = self._open()
+            try:
+                store.clear_ack(key)
+            except Exception as exc:
+                raise self._failed(store, exc) from None
+        except StoreUnavailable as exc:
+            log.warning("ack_listener.claim_not_cleared", error=str(exc))
 
     def close(self) -> None:
         with self._lock:

@@ -1,5 +1,8 @@
-"""The target contract, the channel contract's twin: `acknowledge(ack)` returns once the core has the
-acknowledgement, or raises `Retryable` (try again later) / `Permanent` (never works: dead-letter now).
+"""The target contract, the channel contract's twin: `apply(ack)` hands the message's action to the
+core (`acknowledge`, `schedule_downtime`, `reschedule_check`, `remove_acknowledgement`) and returns
+once the core has the command, or raises `Retryable` (try again later) / `Permanent` (never works:
+dead-letter now). Having the command is not having applied it: the forwarder reads the result back
+(`problem_state`, ack_listener/proof.py) before the chat hears that it worked.
 
 `problem_state(host_id, service_id)` is what the core says about the object now (`ProblemState`), or
 None when it cannot tell (core unreachable, object unknown, never checked); it never raises. Two
@@ -49,6 +52,11 @@ class ProblemState:
     last_ok: float | None = None
     # When this view of the core was current (status.dat's mtime); None for a live API answer.
     as_of: float | None = None
+    # In a scheduled downtime now (downtime depth > 0); None when the core does not say.
+    in_downtime: bool | None = None
+    # When the core last ran / will next run the object's check (epoch seconds); None when not said.
+    last_check: float | None = None
+    next_check: float | None = None
 
     @property
     def is_problem(self) -> bool:
@@ -58,8 +66,34 @@ class ProblemState:
 class Target(ABC):
     name: str
 
+    def apply(self, ack: AckMessage) -> None:
+        """Send the message's action to the core."""
+        if ack.action == "acknowledge":
+            self.acknowledge(ack)
+        elif ack.action == "snooze":
+            self.schedule_downtime(ack)
+        elif ack.action == "recheck":
+            self.reschedule_check(ack)
+        else:
+            self.remove_acknowledgement(ack)
+
     @abstractmethod
     def acknowledge(self, ack: AckMessage) -> None: ...
+
+    @abstractmethod
+    def schedule_downtime(self, ack: AckMessage) -> None:
+        """A fixed downtime from `ack.downtime_start` to `ack.downtime_end`, by `ack.author`."""
+
+    @abstractmethod
+    def reschedule_check(self, ack: AckMessage) -> None:
+        """Check the object now (forced: even outside its check period)."""
+
+    @abstractmethod
+    def remove_acknowledgement(self, ack: AckMessage) -> None: ...
+
+    def object_known(self, host_id: str, service_id: str | None) -> bool | None:
+        """Whether the core has this object at all: False only when it says so; None when it cannot tell."""
+        return None
 
     @abstractmethod
     def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None: ...

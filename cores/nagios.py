@@ -1,7 +1,10 @@
 """Nagios 4 / Naemon: one external command line into the core's command file (a FIFO).
 
 `[ts] ACKNOWLEDGE_SVC_PROBLEM;host;service;sticky;notify;persistent;author;comment` (host: without the
-service), or the `_EXPIRE` variant with the end time before the author. `;` would start a new field
+service), or the `_EXPIRE` variant with the end time before the author. The other actions:
+`SCHEDULE_SVC_DOWNTIME;host;service;start;end;1;0;duration;author;comment` (fixed, not triggered),
+`SCHEDULE_FORCED_SVC_CHECK;host;service;now`, `REMOVE_SVC_ACKNOWLEDGEMENT;host;service` (and their
+`_HOST_` twins without the service). `;` would start a new field
 and a newline a new command, so both are replaced in author and comment. One write, below PIPE_BUF,
 so lines of concurrent writers never interleave. No reader on the FIFO (core stopped) → retryable.
 
@@ -54,6 +57,27 @@ def command_line(ack: AckMessage, *, now: float, use_expire: bool = False, expir
     return f"[{int(now)}] " + ";".join(fields) + "\n"
 
 
+def action_line(ack: AckMessage, *, now: float) -> str:
+    """The command line of a Snooze, Recheck now or Unacknowledge."""
+    host = neutralise(ack.host_id)
+    service = None if ack.service_id is None else neutralise(ack.service_id)
+    kind = "HOST" if service is None else "SVC"
+    target = [host] if service is None else [host, service]
+    if ack.action == "snooze":
+        assert ack.downtime_start is not None and ack.downtime_end is not None  # AckMessage checks it
+        start, end = int(ack.downtime_start.timestamp()), int(ack.downtime_end.timestamp())
+        fields = [f"SCHEDULE_{kind}_DOWNTIME", *target, str(start), str(end), "1", "0", str(end - start)]
+        fields += [neutralise(ack.author), neutralise(ack.comment)]
+    elif ack.action == "recheck":
+        fields = [f"SCHEDULE_FORCED_{kind}_CHECK", *target]
+        fields.append(str(int(now)))
+    elif ack.action == "unacknowledge":
+        fields = [f"REMOVE_{kind}_ACKNOWLEDGEMENT", *target]
+    else:
+        raise ValueError(f"{ack.action} is not written by action_line")
+    return f"[{int(now)}] " + ";".join(fields) + "\n"
+
+
 class NagiosCommandFile(Target):
     name = "nagios"
 
@@ -66,7 +90,28 @@ class NagiosCommandFile(Target):
         self.status_max_age = settings.status_max_age
 
     def acknowledge(self, ack: AckMessage) -> None:
-        line = command_line(ack, now=time.time(), use_expire=self.use_expire, expire_after=self.expire_after)
+        self._write(command_line(ack, now=time.time(), use_expire=self.use_expire, expire_after=self.expire_after))
+
+    def schedule_downtime(self, ack: AckMessage) -> None:
+        self._write(action_line(ack, now=time.time()))
+
+    def reschedule_check(self, ack: AckMessage) -> None:
+        self._write(action_line(ack, now=time.time()))
+
+    def remove_acknowledgement(self, ack: AckMessage) -> None:
+        self._write(action_line(ack, now=time.time()))
+
+    def object_known(self, host_id: str, service_id: str | None) -> bool | None:
+        if self.status_file is None:
+            return None
+        try:
+            if time.time() - self.status_file.stat().st_mtime > self.status_max_age:
+                return None
+            return status_dat.find(self.status_file, host_id, service_id) is not None
+        except OSError:
+            return None
+
+    def _write(self, line: str) -> None:
         data = line.encode("utf-8", errors="replace")
         if len(data) >= PIPE_BUF:
             raise CorePermanent(
@@ -128,4 +173,15 @@ class NagiosCommandFile(Target):
             problem_id=problem_id_of(fields.get("current_problem_id")),
             last_ok=float(last_ok) if last_ok.isdigit() and int(last_ok) > 0 else None,
             as_of=modified,
+            in_downtime=_count(fields.get("scheduled_downtime_depth")),
+            last_check=_epoch(fields.get("last_check")),
+            next_check=_epoch(fields.get("next_check")),
         )
+
+
+def _count(value: str | None) -> bool | None:
+    return None if value is None or not value.isdigit() else int(value) > 0
+
+
+def _epoch(value: str | None) -> float | None:
+    return float(value) if value is not None and value.isdigit() and int(value) > 0 else None

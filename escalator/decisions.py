@@ -107,8 +107,12 @@ class Decisions:
     # ---- acknowledgements clicked in chat --------------------------------------------------------
 
     def on_ack(self, ack: AckMessage) -> Decision:
+        # Acknowledge and Snooze mean someone has it; Recheck now and Unacknowledge do not stop anything.
+        if ack.action not in ("acknowledge", "snooze"):
+            return Decision()
         key = ack.host_id if ack.service_id is None else f"{ack.host_id}/{ack.service_id}"
-        self._close(key, "chat-ack", f"acknowledged in {ack.source} by {ack.chat_user}")
+        done = "acknowledged" if ack.action == "acknowledge" else "snoozed"
+        self._close(key, "chat-ack", f"{done} in {ack.source} by {ack.chat_user}")
         return Decision()
 
     # ---- timers ----------------------------------------------------------------------------------

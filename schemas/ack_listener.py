@@ -11,6 +11,10 @@ from pydantic_settings import NoDecode
 from schemas.fields import PlainHttpUrl, SlackSigningSecret, split_list
 
 
+def _optional_list(value: object) -> object:
+    return None if value is None else split_list(value)
+
+
 class _Section(BaseModel):
     # Inputs stay out of error texts: some are secrets (schemas/fields.py).
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -24,7 +28,22 @@ class AckListenerSettings(_Section):
     body_limit: int = Field(64 * 1024, ge=1024, description="Largest request body in bytes (413 above).")
     allowed_users: Annotated[list[str], NoDecode, BeforeValidator(split_list)] = Field(
         default_factory=list,
-        description="Chat user names that may acknowledge; empty: anyone who can see the button.",
+        description="Chat user names that may acknowledge (and take the other actions unless their own list "
+        "is set); empty: anyone who can see the button.",
+    )
+    snooze_allowed_users: Annotated[list[str] | None, NoDecode, BeforeValidator(_optional_list)] = Field(
+        None, description="Who may Snooze; unset: as allowed_users; empty: anyone."
+    )
+    recheck_allowed_users: Annotated[list[str] | None, NoDecode, BeforeValidator(_optional_list)] = Field(
+        None, description="Who may Recheck now; unset: as allowed_users; empty: anyone."
+    )
+    unacknowledge_allowed_users: Annotated[list[str] | None, NoDecode, BeforeValidator(_optional_list)] = Field(
+        None, description="Who may Unacknowledge; unset: as allowed_users; empty: anyone."
+    )
+    authors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Chat user name -> the user the core records as author (openITCOCKPIT user, Icinga 2 "
+        'author), e.g. {alice = "a.smith"}; a name not listed is recorded as it is in the chat.',
     )
     slack_signing_secret: SlackSigningSecret | None = Field(
         None, description="Slack app signing secret (32 characters); without it /slack/actions answers 503."
@@ -32,6 +51,10 @@ class AckListenerSettings(_Section):
     author_format: str = Field("{user}", description="Author recorded by the core; {user} and {source}.")
     comment_format: str = Field(
         "Acknowledged in {source} by {user} via alertq", description="Comment recorded; {user} and {source}."
+    )
+    snooze_comment_format: str = Field(
+        "Snoozed ({choice}) in {source} by {user} via alertq",
+        description="Comment of a Snooze's downtime; {user}, {source} and {choice}.",
     )
     sticky: bool = Field(True, description="Keep the acknowledgement until the object recovers.")
     notify: bool = Field(True, description="Let the core send ACKNOWLEDGEMENT notifications.")
@@ -49,6 +72,16 @@ class AckListenerSettings(_Section):
         description="Seconds to ask the core ([ack_target]) whether a button's problem is still the current one; "
         "slower: the forwarder asks before it acknowledges.",
     )
+
+    def may(self, action: str, chat_user: str) -> bool:
+        """Whether `chat_user` may take `action` (acknowledge, snooze, recheck, unacknowledge)."""
+        own: list[str] | None = getattr(self, f"{action}_allowed_users", None)
+        allowed = self.allowed_users if own is None else own
+        return not allowed or chat_user in allowed
+
+    def author_of(self, chat_user: str, source: str) -> str:
+        """The author the core records for `chat_user`: the mapped core user, through `author_format`."""
+        return self.author_format.format(user=self.authors.get(chat_user, chat_user), source=source.capitalize())
 
 
 class AckTargetSettings(_Section):
@@ -85,6 +118,15 @@ class AckTargetSettings(_Section):
     attempts: int | None = Field(None, ge=1, description="Also give up after this many tries; unset: time only.")
     retry_wait: float = Field(0.5, ge=0, description="Seconds before the second try; doubles up to max_retry_wait.")
     max_retry_wait: float = Field(30.0, gt=0, description="Longest wait between two tries, in seconds.")
+    # proof (ack_listener/proof.py)
+    confirm_within: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds the core has to show an action applied (read back from status.dat or the API) "
+        "before the chat is told it was NOT applied.",
+    )
+    confirm_every: float = Field(1.0, gt=0, description="Seconds between two read-backs while confirming.")
 
     def problem(self) -> str | None:
         """Why this target cannot work as configured, or None."""

@@ -1,10 +1,15 @@
-"""Signed tokens in chat "Acknowledge" buttons: made by the channels, verified by the ack listener.
+"""Signed tokens in chat buttons (Acknowledge, Snooze, Recheck now, Unacknowledge): made by the
+channels, verified by the ack listener.
 
-A token names the object (host id, service id or none), the problem it was issued for (the core's
-problem id when the event carried one, and the incident's start), the event it was sent with, and an
-expiry, and carries an HMAC-SHA256 over exactly those bytes. It is self-contained: the listener trusts
-only what the token says, never the rest of the button's context, which a chat server (or anyone who
-can post to the listener) could alter. Pure functions, no I/O: the clock is a parameter.
+A token names the action (and, for Snooze, the chosen length), the object (host id, service id or
+none), the problem it was issued for (the core's problem id when the event carried one, and the
+incident's start), the event it was sent with, and an expiry, and carries an HMAC-SHA256 over exactly
+those bytes: a button's action cannot be changed without the secret, so a Recheck button never
+becomes an Unacknowledge one. An Acknowledge token has no action field at all (its bytes are those
+of the tokens made before there were other actions, which therefore still verify as Acknowledge).
+It is self-contained: the listener trusts only what the token says, never the rest of the button's
+context, which a chat server (or anyone who can post to the listener) could alter.
+Pure functions, no I/O: the clock is a parameter.
 
 Format: `v2.<base64url(JSON claims)>.<base64url(HMAC-SHA256(secret, "v2." + claims segment))>`, both
 segments canonical base64url without padding. Each token string has exactly one accepted spelling:
@@ -22,6 +27,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from schemas.actions import Action, check_action, check_snooze_choice
 
 if TYPE_CHECKING:
     from schemas.alert import AlertEvent
@@ -48,6 +55,8 @@ class AckClaims:
     # the PROBLEM event's time). None: not known when the token was made.
     problem_id: str | None = None
     problem_since: int | None = None
+    action: Action = "acknowledge"
+    snooze: str | None = None  # the Snooze choice ("1h", "until 08:00"); only for action "snooze"
 
     @property
     def kind(self) -> str:
@@ -55,6 +64,7 @@ class AckClaims:
 
 
 def make_token(secret: str | bytes, claims: AckClaims) -> str:
+    _check_action_claims(claims)
     signed = f"{VERSION}.{_b64(_claims_json(claims))}"
     return f"{signed}.{_b64(_mac(secret, signed))}"
 
@@ -69,14 +79,19 @@ def sign_incident(
     ttl: int,
     problem_id: str | None = None,
     problem_since: float | None = None,
+    action: Action = "acknowledge",
+    snooze: str | None = None,
 ) -> str:
-    """The token for acknowledging this incident's problem until `now + ttl` seconds."""
+    """The token for `action` on this incident's problem until `now + ttl` seconds."""
     since = None if problem_since is None else int(problem_since)
-    return make_token(secret, AckClaims(host_id, service_id, event_id, int(now) + ttl, problem_id, since))
+    claims = AckClaims(host_id, service_id, event_id, int(now) + ttl, problem_id, since, action, snooze)
+    return make_token(secret, claims)
 
 
-def token_for(event: AlertEvent, ack: AckSettings, *, now: float) -> str:
-    """The Acknowledge button's token for this event's problem, signed with the `[ack]` settings."""
+def token_for(
+    event: AlertEvent, ack: AckSettings, *, now: float, action: Action = "acknowledge", snooze: str | None = None
+) -> str:
+    """The token of this event's `action` button (Acknowledge by default), signed with the `[ack]` settings."""
     if ack.signing_secret is None:
         raise ValueError("ack.signing_secret is not set")
     # An escalation step retells the PROBLEM later: the incident began at `since`, not at the step.
@@ -90,6 +105,8 @@ def token_for(event: AlertEvent, ack: AckSettings, *, now: float) -> str:
         ttl=ack.token_ttl,
         problem_id=problem_id_of(event.problem_id),
         problem_since=began.timestamp(),
+        action=action,
+        snooze=snooze,
     )
 
 
@@ -128,7 +145,10 @@ def verify_token(secret: str | bytes, token: str, *, now: float) -> AckClaims:
             expires_at=_integer(raw["x"]),
             problem_id=_optional_text(raw["p"]),
             problem_since=None if raw["t"] is None else _integer(raw["t"]),
+            action=check_action(_text(raw.get("a", "acknowledge"))),
+            snooze=_optional_text(raw.get("d")),
         )
+        _check_action_claims(claims)
         # Only one byte string per claims: what was signed is what this module writes.
         if _claims_json(claims) != body:
             raise ValueError("not the canonical claims")
@@ -148,8 +168,26 @@ def _claims_json(claims: AckClaims) -> bytes:
         "p": claims.problem_id,
         "t": claims.problem_since,
     }
+    # Acknowledge is the action of a token without "a": the bytes of every Acknowledge token stay as
+    # they were before other actions existed, and a token spelling "a":"acknowledge" is not canonical.
+    if claims.action != "acknowledge":
+        fields["a"] = claims.action
+    if claims.snooze is not None:
+        fields["d"] = claims.snooze
     # ASCII-escaped: any id, even one with a lone surrogate, makes a token.
     return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _check_action_claims(claims: AckClaims) -> None:
+    """A Snooze names its valid choice; no other action names one."""
+    if claims.action == "snooze":
+        if claims.snooze is None:
+            raise ValueError("a snooze token needs its choice")
+        check_snooze_choice(claims.snooze)
+        if claims.snooze != claims.snooze.strip():
+            raise ValueError("not the canonical snooze choice")
+    elif claims.snooze is not None:
+        raise ValueError(f"a {claims.action} token has no snooze choice")
 
 
 def _mac(secret: str | bytes, signed: str) -> bytes:

@@ -13,10 +13,20 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import NoDecode
 
+from schemas.actions import Action, check_snooze_choice
 from schemas.fields import (
     BotToken,
     PlainHttpUrl,
@@ -27,6 +37,13 @@ from schemas.fields import (
     StateStoreUrl,
     split_list,
 )
+
+SnoozeChoice = Annotated[str, AfterValidator(check_snooze_choice)]
+
+
+def _acknowledge_only() -> list[Action]:
+    return ["acknowledge"]
+
 
 SLACK_API_URL = "https://slack.com/api/"
 # Mattermost destinations in API mode: `team/channel` (the names in the URL) or `@user`.
@@ -98,6 +115,13 @@ class AckSettings(_Section):
         "Needed when a channel has two_way on.",
     )
     token_ttl: int = Field(86_400, gt=0, description="Seconds a button stays usable after it was sent.")
+    snooze_choices: Annotated[list[SnoozeChoice], NoDecode, BeforeValidator(split_list)] = Field(
+        default_factory=lambda: ["1h", "4h", "until 08:00"],
+        min_length=1,
+        max_length=5,
+        description="The Snooze buttons: `<n>m`, `<n>h`, `<n>d` or `until HH:MM` (the next such time, local to "
+        "the ack listener); each a downtime from the click.",
+    )
 
 
 class ConversationSettings(_Section):
@@ -155,6 +179,11 @@ class TwoWayChannelSettings(ChannelSettings):
     hands them to each two-way channel (`ack` below), so a notifier needs only its own settings."""
 
     two_way: bool = Field(False, description="Add a signed Acknowledge button that calls the ack listener.")
+    actions: Annotated[list[Action], NoDecode, BeforeValidator(split_list)] = Field(
+        default_factory=_acknowledge_only,
+        description="The buttons two-way posts carry: acknowledge, snooze, recheck (on problems), unacknowledge "
+        "(on acknowledgements).",
+    )
     dedupe_window: float = Field(
         120.0,
         ge=0,

@@ -20,16 +20,24 @@ class UnsupportedSchema(Exception):
     """
 
 
-def _checker(name: str, major: int) -> AfterValidator:
+def _checker(name: str, *majors: int) -> AfterValidator:
     def check(value: str) -> str:
         base, _, version = value.partition("/")
-        if base != name or version.split(".", 1)[0] != str(major):
-            raise UnsupportedSchema(f"schema {value!r} is not {name}/{major}.x")
+        if base != name or version.split(".", 1)[0] not in {str(major) for major in majors}:
+            known = " or ".join(f"{name}/{major}.x" for major in majors)
+            raise UnsupportedSchema(f"schema {value!r} is not {known}")
         return value
 
     return AfterValidator(check)
 
 
 SchemaName = Annotated[str, _checker("alertq.alert", 1)]
-AckSchemaName = Annotated[str, _checker("alertq.ack", 1)]
+# alertq.ack/1: an acknowledgement; alertq.ack/2: any action (schemas/ack.py says why a new major).
+AckSchemaName = Annotated[str, _checker("alertq.ack", 1, 2)]
+
+
+def major_of(schema: str) -> int:
+    return int(schema.partition("/")[2].split(".", 1)[0])
+
+
 TimerSchemaName = Annotated[str, _checker("alertq.timer", 1)]

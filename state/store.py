@@ -202,6 +202,11 @@ class IncidentStore(ABC):
         [changed] = self._execute_counts(("DELETE FROM ack_claims WHERE key = %s AND ack_id = %s", (key, ack_id)))
         return changed == 1
 
+    def clear_ack(self, key: str) -> bool:
+        """Drop the claim on `key` whoever holds it (the core's acknowledgement was removed); True if there was one."""
+        [changed] = self._execute_counts(("DELETE FROM ack_claims WHERE key = %s", (key,)))
+        return changed == 1
+
     def forget_expired_acks(self, now: datetime) -> int:
         """Drop claims whose buttons have all expired: no valid token can reach them any more."""
         [changed] = self._execute_counts(("DELETE FROM ack_claims WHERE expires_at < %s", (_epoch(now),)))

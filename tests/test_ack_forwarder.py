@@ -24,6 +24,7 @@ from schemas.settings import Settings
 from tests.conftest import run
 from tests.support import amqp
 from tests.support.ack_processes import Running, ack_forwarder
+from tests.support.oitc import OitcStandIn
 from tests.support.rabbit import PrivateNode
 
 API_KEY = "oitc-api-key-5f1e2d3c4b5a"
@@ -101,23 +102,22 @@ def test_openitcockpit_gets_one_service_and_one_host_ack_exactly_as_its_api_want
             "hostAckType": "hostOnly",
         }
     ]
-    httpserver.expect_ordered_request(path, method="POST", headers=headers, json=service_body).respond_with_json(
-        {"message": "ok"}
-    )
-    httpserver.expect_ordered_request(path, method="POST", headers=headers, json=host_body).respond_with_json(
-        {"message": "ok"}
-    )
+    core = OitcStandIn(httpserver, API_KEY)
+    core.set_state("host-uuid-1", "svc-uuid-1", 2)
+    core.set_state("host-uuid-1", None, 1)
 
     with ack_forwarder(alertq_env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
         publish(amqp_url, ack_message())
         publish(amqp_url, ack_message(service=None, comment="on it", sticky=False, notify=False))
-        wait_requests(httpserver, 2)
-        httpserver.check_assertions()  # method, path, header and body exactly, in order
         assert amqp.wait_depth(amqp_url, names.ACKS_QUEUE, 0) == 0
-        deadline = time.monotonic() + 10
-        while forwarder.log_text().count("ack_forwarder.acknowledged") < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while forwarder.log_text().count("ack_forwarder.confirmed") < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert forwarder.log_text().count("ack_forwarder.acknowledged") == 2
+        assert forwarder.log_text().count("ack_forwarder.confirmed") == 2  # read back from the index API
+    assert core.commands == [*service_body, *host_body]  # exactly these bodies, in this order
+    assert all(r.headers["Authorization"] == headers["Authorization"] for r, _ in httpserver.log)
+    assert all(r.path in (path, "/services/index.json", "/hosts/index.json") for r, _ in httpserver.log)
     assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
     assert API_KEY not in forwarder.log_text()
 
@@ -181,7 +181,7 @@ def test_a_message_that_is_no_ack_is_dead_lettered_as_invalid(
         connection = amqp.connect(amqp_url)
         channel = connection.channel()
         channel.basic_publish(names.ACKS_EXCHANGE, "ack.x", b'{"schema": "alertq.ack/1"}', pika.BasicProperties())
-        channel.basic_publish(names.ACKS_EXCHANGE, "ack.x", b'{"schema": "alertq.ack/2"}', pika.BasicProperties())
+        channel.basic_publish(names.ACKS_EXCHANGE, "ack.x", b'{"schema": "alertq.ack/3"}', pika.BasicProperties())
         connection.close()
         dead = amqp.take(amqp_url, names.DEAD_QUEUE, count=2, timeout=60)
     assert sorted(d.headers[names.HEADER_DEAD_REASON] for d in dead) == ["invalid", "unsupported-schema"]
@@ -219,11 +219,16 @@ def test_icinga2_gets_the_acknowledge_problem_action_with_filter_vars_and_basic_
         headers={"Authorization": auth, "Accept": "application/json"},
         json=expected,
     ).respond_with_json({"results": [{"code": 200.0, "status": "Successfully acknowledged problem"}]})
+    # The read-back (proof): the service now acknowledged.
+    acknowledged = {"state": 2, "acknowledgement": 1, "last_check_result": {"state": 2}, "downtime_depth": 0}
+    httpserver.expect_request("/v1/objects/services", method="POST", headers={"Authorization": auth}).respond_with_json(
+        {"results": [{"attrs": acknowledged}]}
+    )
     target = {"kind": "icinga2", "url": httpserver.url_for("/"), "username": "alertq", "password": "icinga-pass-77"}
 
     with ack_forwarder(alertq_env, tmp_path / "fwd.log", **target) as forwarder:
         publish(amqp_url, ack_message())
-        wait_for_line(forwarder, "ack_forwarder.acknowledged")
+        wait_for_line(forwarder, "ack_forwarder.confirmed")
     httpserver.check_assertions()
     assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0
     assert "icinga-pass-77" not in forwarder.log_text()
@@ -248,19 +253,22 @@ def test_alertq_up_runs_the_ack_parts_only_once_they_can_work() -> None:
 def test_the_forwarder_carries_on_after_a_broker_restart(
     private_node: PrivateNode, alertq_env: dict[str, str], httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/nagios_module/cmd/submit_bulk_naemon.json").respond_with_json({"message": "ok"})
+    core = OitcStandIn(httpserver, API_KEY)
+    core.set_state("host-uuid-1", "svc-uuid-1", 2)
+    core.set_state("host-uuid-1", None, 1)
     env = {**alertq_env, "ALERTQ_BROKER__URLS": private_node.url, "ALERTQ_BROKER__RECONNECT_MAX_DELAY": "1"}
     with ack_forwarder(env, tmp_path / "fwd.log", **oitc_target(httpserver)) as forwarder:
         publish(private_node.url, ack_message())
-        wait_requests(httpserver, 1)
-        wait_for_line(forwarder, "ack_forwarder.acknowledged")
+        wait_for_line(forwarder, "ack_forwarder.confirmed")
         private_node.stop()
         time.sleep(1)
         assert forwarder.process.poll() is None, "the forwarder keeps running while the broker is away"
         private_node.start()
         publish(private_node.url, ack_message(service=None))
-        wait_requests(httpserver, 2, timeout=60)
-    bodies = [r.get_json()[0]["command"] for r, _ in httpserver.log]
+        deadline = time.monotonic() + 60
+        while len(core.commands) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    bodies = [command["command"] for command in core.commands]
     # At-least-once: a broker stopping right after the forward may not have taken the forwarder's ack
     # yet, and redelivers; the core then records the same acknowledgement twice, which is harmless.
     assert set(bodies) == {"submitServicestateAck", "submitHoststateAck"}

@@ -80,7 +80,12 @@ def test_a_mattermost_click_queues_the_ack_and_answers_with_the_update(listener:
     answer = requests.post(f"{listener.url}/mattermost/actions", json=mattermost_click("jdoe", token()), timeout=10)
 
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"update": {"message": "Acknowledged by @jdoe via alertq", "props": {}}}
+    assert answer.json() == {
+        "update": {
+            "message": "Acknowledgement by @jdoe sent via alertq: waiting for the monitoring core to confirm.",
+            "props": {},
+        }
+    }
     [message] = amqp.take(amqp_url, names.ACKS_QUEUE, count=1, timeout=10)
     assert message.routing_key == "ack.mattermost"
     ack = AckMessage.model_validate_json(message.body)
@@ -112,7 +117,10 @@ def test_a_signed_slack_click_is_queued_and_the_message_replaced(
     while not httpserver.log and time.monotonic() < deadline:
         time.sleep(0.05)
     [(request, _)] = httpserver.log
-    assert request.get_json() == {"replace_original": True, "text": "Acknowledged by @asmith via alertq"}
+    assert request.get_json() == {
+        "replace_original": True,
+        "text": "Acknowledgement by @asmith sent via alertq: waiting for the monitoring core to confirm.",
+    }
 
 
 def test_refused_clicks_queue_nothing_and_never_show_a_secret(listener: Running, amqp_url: str) -> None:

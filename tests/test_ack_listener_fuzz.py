@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from alertq.sink.actions import slack_signature
 from broker import names
 from schemas.ack_token import sign_incident
+from schemas.actions import ACTIONS, Action
 from schemas.settings import Settings
 from tests.support.ack_processes import SIGNING_SECRET, SLACK_SECRET, ack_listener
 from tests.support.rabbit import free_port
@@ -50,7 +51,7 @@ json_values = st.recursive(
 header_text = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x85\xa0"), max_size=60)
 
 
-def genuine_token(service: bool = True) -> str:
+def genuine_token(service: bool = True, action: Action = "acknowledge") -> str:
     # A button of its own each time: a second click of one button is answered without queueing again.
     return sign_incident(
         SIGNING_SECRET,
@@ -59,6 +60,8 @@ def genuine_token(service: bool = True) -> str:
         event_id=f"e-fuzz-{uuid.uuid4()}",
         now=time.time(),
         ttl=3600,
+        action=action,
+        snooze="until 08:00" if action == "snooze" else None,
     )
 
 
@@ -67,9 +70,10 @@ def _tampered(token: str, position: int, char: str) -> str:
     return token[:index] + char + token[index + 1 :]
 
 
+actions = st.sampled_from(ACTIONS)
 tokens = (
-    st.builds(genuine_token, st.booleans())
-    | st.builds(_tampered, st.builds(genuine_token, st.booleans()), st.integers(0, 500), st.characters())
+    st.builds(genuine_token, st.booleans(), actions)
+    | st.builds(_tampered, st.builds(genuine_token, st.booleans(), actions), st.integers(0, 500), st.characters())
     | st.builds(
         lambda: sign_incident("another-secret-entirely", host_id="h", service_id=None, event_id="e", now=0, ttl=1)
     )

@@ -118,7 +118,10 @@ def test_an_old_button_clicked_again_after_a_new_problem_leaves_the_new_one_unac
 
     with ack_path(alertq_env, core, tmp_path) as listener:
         answer = requests.post(f"{listener.url}/mattermost/actions", json=click(old_button), timeout=10)
-        assert answer.json()["update"]["message"] == "Acknowledged by @jdoe via alertq"
+        assert (
+            answer.json()["update"]["message"]
+            == "Acknowledgement by @jdoe sent via alertq: waiting for the monitoring core to confirm."
+        )
         service_state(core, host, service, "2", "1")  # problem #1 acknowledged
 
         core.set_service_state(host, service, "OK", "DISK OK")
@@ -174,12 +177,17 @@ def test_the_forwarder_refuses_an_earlier_problems_button_and_says_so_in_the_cha
 
         # Days later someone clicks the other, never used button of problem #1.
         answer = requests.post(f"{listener.url}/mattermost/actions", json=click(other, "asmith"), timeout=10)
-        assert answer.json()["update"]["message"] == "Acknowledged by @asmith via alertq"  # queued: it cannot tell
+        assert (
+            answer.json()["update"]["message"]
+            == "Acknowledgement by @asmith sent via alertq: waiting for the monitoring core to confirm."
+        )  # queued: it cannot tell
         deadline = time.monotonic() + 30
-        while not [r for r, _ in httpserver.log if r.path == "/hooks/mm"] and time.monotonic() < deadline:
+        while len([r for r, _ in httpserver.log if r.path == "/hooks/mm"]) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    [told] = [r.get_json() for r, _ in httpserver.log if r.path == "/hooks/mm"]
+    # The first click's proof (the core showed it acknowledged), then the refusal of the second.
+    confirmed, told = [r.get_json() for r, _ in httpserver.log if r.path == "/hooks/mm"]
+    assert "acknowledged by @jdoe: confirmed by the monitoring core" in confirmed["text"]
     assert told["channel"] == "ops"
     assert EARLIER in told["text"] and f"{host}/{service}" in told["text"]
     assert core.status().service(host, service)["problem_has_been_acknowledged"] == "0"
@@ -211,7 +219,11 @@ def test_five_identical_clicks_acknowledge_once_and_the_others_hear_who_did(
     bodies = [a.json() for a in answers]
     acknowledged = [b for b in bodies if "ephemeral_text" not in b]
     already = [b["ephemeral_text"] for b in bodies if "ephemeral_text" in b]
-    assert len(acknowledged) == 1 and acknowledged[0]["update"]["message"] == "Acknowledged by @jdoe via alertq"
+    assert (
+        len(acknowledged) == 1
+        and acknowledged[0]["update"]["message"]
+        == "Acknowledgement by @jdoe sent via alertq: waiting for the monitoring core to confirm."
+    )
     assert already == ["Already acknowledged by @jdoe via alertq: nothing sent again."] * 4
     assert len(acknowledge_lines(core, host, service)) == 1
     assert listener.log_text().count("ack_listener.accepted") == 1  # one alertq.ack/1 published, not five
@@ -243,7 +255,7 @@ def test_two_listeners_sharing_the_state_store_forward_one_of_two_clicks(
     assert [a.status_code for a in answers] == [200] * 6
     bodies = [a.json() for a in answers]
     [first] = [b for b in bodies if "ephemeral_text" not in b]
-    winner = first["update"]["message"].removeprefix("Acknowledged by @").removesuffix(" via alertq")
+    winner = first["update"]["message"].removeprefix("Acknowledgement by @").split(" ")[0]
     assert winner in ("jdoe", "asmith")
     assert (
         sorted(b["ephemeral_text"] for b in bodies if "ephemeral_text" in b)

@@ -55,7 +55,10 @@ def test_the_listeners_slack_update_goes_through_the_slack_channels_proxy(
             wait_for(httpserver, "/actions/T1/reply")
 
         [(reply, _)] = httpserver.log
-        assert reply.get_json() == {"replace_original": True, "text": "Acknowledged by @asmith via alertq"}
+        assert reply.get_json() == {
+            "replace_original": True,
+            "text": "Acknowledgement by @asmith sent via alertq: waiting for the monitoring core to confirm.",
+        }
         assert [(seen.method, seen.url) for seen in proxy.seen] == [("POST", response_url)]
 
 

@@ -587,7 +587,7 @@ def test_a_click_in_api_mode_acknowledges_the_root_through_the_api_keeping_its_c
             [ack] = amqp.take(amqp_url, names.ACKS_QUEUE, count=1, timeout=30)
             assert "Traceback" not in running.log_text()
 
-    assert "Acknowledged by @dave via alertq" in root_text(root)
+    assert "Acknowledgement by @dave sent via alertq: waiting for the monitoring core to confirm." in root_text(root)
     assert CRITICAL in root_text(root) and "alice" in root_text(root)  # the root kept what it said
     assert ack.json["chat_user"] == "dave"
     # Mattermost applies the click's answer itself: the listener only read the post; Slack's message was

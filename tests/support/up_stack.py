@@ -45,8 +45,10 @@ class Stack:
         shown = [m["rendered"]["title"] or m["rendered"]["text"][:80] for m in self.messages()]
         raise AssertionError(f"no {what} at the sink after {WAIT:.0f} s; it has {shown}\n{self.log_tail()}")
 
-    def click(self, message: dict[str, Any], user_name: str) -> dict[str, Any]:
-        [button] = [b for b in message["rendered"]["buttons"] if b["interactive"] and "Acknowledge" in b["label"]]
+    def click(self, message: dict[str, Any], user_name: str, label: str = "Acknowledge") -> dict[str, Any]:
+        """Click the button whose label is `label` (Acknowledge by default; "Snooze 1 h", "Recheck now", …)."""
+        buttons = [b for b in message["rendered"]["buttons"] if b["interactive"]]
+        [button] = [b for b in buttons if b["label"] == label] or [b for b in buttons if label in b["label"]][:1]
         answer = requests.post(
             f"{self.sink}/api/messages/{message['id']}/actions/{button['key']}",
             json={"user_name": user_name},
@@ -68,7 +70,12 @@ def alertq_up(
     forwarded into `core`'s command file, and the relay reading the spool the core's commands write;
     `extra_env` adds settings."""
     assert core.spool_dir is not None
-    target = {"ALERTQ_ACK_TARGET__KIND": "nagios", "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file)}
+    target = {
+        "ALERTQ_ACK_TARGET__KIND": "nagios",
+        "ALERTQ_ACK_TARGET__COMMAND_FILE": str(core.command_file),
+        # The forwarder reads the core back before it tells the chat (and the listener checks the problem).
+        "ALERTQ_ACK_TARGET__STATUS_FILE": str(core.status_file),
+    }
     with alertq_up_for(alertq_env, core.spool_dir, target, channel, log, **extra_env) as stack:
         yield stack
 

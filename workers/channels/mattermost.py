@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 from delivery.http import HttpClient
-from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import Notifier
+from workers.channels.buttons import buttons_for
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -104,7 +104,9 @@ class MattermostNotifier(Notifier):
                 part.close()
 
 
-def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
+def build_payload(
+    event: AlertEvent, settings: MattermostSettings, now: float, *, acknowledged: bool | None = None
+) -> dict[str, Any]:
     notice = render(event, settings.ui_base_url)
     attachment: dict[str, Any] = {
         "fallback": no_mentions(notice.title),
@@ -115,8 +117,9 @@ def build_payload(event: AlertEvent, settings: MattermostSettings, now: float) -
         ],
         "footer": f"alertq · {notice.when}",
     }
-    if settings.two_way and notice.is_problem:
-        attachment["actions"] = [_ack_action(event, settings, now)]
+    actions = actions_for(event, settings, now, acknowledged=acknowledged)
+    if actions:
+        attachment["actions"] = actions
     payload: dict[str, Any] = {"text": "", "attachments": [attachment]}
     # An escalation step names the contact's own channel or @user; otherwise the configured override.
     channel = (event.contact.address if event.contact is not None else None) or settings.channel
@@ -147,14 +150,18 @@ def _text(notice: Notice) -> str:
     return "\n".join(lines)
 
 
-def _ack_action(event: AlertEvent, settings: MattermostSettings, now: float) -> dict[str, Any]:
-    token = token_for(event, settings.ack, now=now)  # secret presence checked in __init__
-    return {
-        "id": "ack",
-        "name": "Acknowledge",
-        "style": "danger",
-        "integration": {"url": settings.ack_url, "context": {"action": "ack", "token": token}},
-    }
+def actions_for(
+    event: AlertEvent, settings: MattermostSettings, now: float, *, acknowledged: bool | None = None
+) -> list[dict[str, Any]]:
+    """The attachment's buttons (workers/channels/buttons.py); the action itself is in the signed token."""
+    actions = []
+    for button in buttons_for(event, settings, now, acknowledged=acknowledged):  # secret checked in __init__
+        action: dict[str, Any] = {"id": button.key, "name": button.label}
+        if button.style:
+            action["style"] = button.style
+        action["integration"] = {"url": settings.ack_url, "context": {"action": button.key, "token": button.token}}
+        actions.append(action)
+    return actions
 
 
 def _url_hash(settings: MattermostSettings) -> str:

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from delivery.http import HttpClient
-from schemas.ack_token import token_for
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import Notifier
+from workers.channels.buttons import buttons_for
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
+ACTION_ID_PREFIX = "alertq_"  # every button's action_id; the action itself is in its signed token
 # Block Kit limits: header text 150, section text 3000, field text 2000, at most 10 fields.
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
@@ -129,7 +130,9 @@ class SlackNotifier(Notifier):
                 part.close()
 
 
-def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:
+def build_payload(
+    event: AlertEvent, settings: SlackSettings, now: float, *, acknowledged: bool | None = None
+) -> dict[str, Any]:
     notice = render(event, settings.ui_base_url)
     blocks: list[dict[str, Any]] = [
         {
@@ -154,8 +157,9 @@ def build_payload(event: AlertEvent, settings: SlackSettings, now: float) -> dic
         }
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _context(notice)}]})
-    if settings.two_way and notice.is_problem:
-        blocks.append(_ack_actions(event, settings, now))
+    actions = actions_block(event, settings, now, acknowledged=acknowledged)
+    if actions is not None:
+        blocks.append(actions)
     # `text` (what notifications show) is parsed as mrkdwn too: a name must not make a <!channel>.
     fallback = escape(notice.title)
     payload: dict[str, Any] = {
@@ -190,18 +194,19 @@ def _context(notice: Notice) -> str:
     return f"<!date^{notice.timestamp}^{{date_short_pretty}} {{time_secs}}|{notice.when}> · alertq"
 
 
-def _ack_actions(event: AlertEvent, settings: SlackSettings, now: float) -> dict[str, Any]:
-    token = token_for(event, settings.ack, now=now)  # secret presence checked in __init__
-    return {
-        "type": "actions",
-        "block_id": "alertq_actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": ACK_ACTION_ID,
-                "text": {"type": "plain_text", "text": "Acknowledge"},
-                "style": "danger",
-                "value": token,
-            }
-        ],
-    }
+def actions_block(
+    event: AlertEvent, settings: SlackSettings, now: float, *, acknowledged: bool | None = None
+) -> dict[str, Any] | None:
+    """The actions block of the post's buttons (workers/channels/buttons.py), or None without any."""
+    elements = []
+    for button in buttons_for(event, settings, now, acknowledged=acknowledged):  # secret checked in __init__
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": ACK_ACTION_ID if button.action == "acknowledge" else ACTION_ID_PREFIX + button.key,
+            "text": {"type": "plain_text", "text": button.label},
+        }
+        if button.style:
+            element["style"] = button.style
+        element["value"] = button.token
+        elements.append(element)
+    return {"type": "actions", "block_id": "alertq_actions", "elements": elements} if elements else None

@@ -38,7 +38,8 @@ class RootView:
 
     @property
     def settled(self) -> bool:
-        """Acknowledged or recovered: nothing left to click."""
+        """Acknowledged or recovered: no Acknowledge left to click (an acknowledged root keeps the channel's
+        Snooze, Recheck now and Unacknowledge)."""
         return self.recovery is not None or bool(self.ack_author)
 
 
@@ -141,6 +142,10 @@ def mattermost_root(view: RootView, settings: MattermostSettings, now: float) ->
         attachment["text"] = "\n".join([*lines, attachment["text"]])
     if view.settled:
         attachment.pop("actions", None)
+        if view.recovery is None:  # acknowledged: Snooze, Recheck now, Unacknowledge, if the channel has them
+            actions = mattermost.actions_for(view.event, settings, now, acknowledged=True)
+            if actions:
+                attachment["actions"] = actions
     if view.contacts:
         notified = {"title": "Notified", "value": escape(", ".join(view.contacts)), "short": False}
         attachment["fields"] = [*attachment.get("fields", []), notified]
@@ -185,6 +190,9 @@ def slack_root(view: RootView, settings: SlackSettings, now: float) -> SlackRoot
         added.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(line, slack.SECTION_LIMIT)}})
     if view.settled:
         blocks = [block for block in blocks if block.get("type") != "actions"]
+        acknowledged = slack.actions_block(view.event, settings, now, acknowledged=True)
+        if view.recovery is None and acknowledged is not None:
+            blocks.append(acknowledged)
     blocks = [blocks[0], *added, *blocks[1:]]
     if view.contacts:
         notified = clip("Notified: " + ", ".join(view.contacts), slack.SECTION_LIMIT)
