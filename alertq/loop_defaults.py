@@ -9,6 +9,8 @@ win, and no other command ever sees these defaults.
 - `ack.signing_secret`: generated on the first start into `var/ack-signing-secret` (0600), reused later;
 - the chats that post to the sink (alertq/stack.py) get `two_way`, Mattermost its `ack_url`, and the
   sink signs Slack clicks with the listener's Slack secret (`var/slack-signing-secret`, made alike);
+- those chats show every action (`actions`: acknowledge, snooze, recheck, unacknowledge), so a click on
+  Snooze or Recheck now shows its command line too;
 - `[ack_target]`, when nothing of it is set: kind nagios, `command_file` = `var/nagios.cmd`, a plain file
   (a real core's is a FIFO) that the sink's page shows as what the monitoring core received. This demo
   core keeps no state: there is no status.dat to ask whether a problem is still open, so the ack path's
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertq.stack import SINK_CHAT_API, sink_env
+from schemas.actions import ACTIONS
 from schemas.fields import MIN_SECRET_LENGTH
 from schemas.routing import RoutingError, load_routing
 from schemas.settings import Settings
@@ -64,6 +67,8 @@ def loop_defaults(settings: Settings, var: Path, step_scale: float = 1.0) -> Loo
             env[f"{prefix}TWO_WAY"] = "true"
         elif not getattr(config, "two_way", False):
             continue  # turned off on purpose: no button, so nothing for it to call
+        if "actions" not in config.model_fields_set:
+            env[f"{prefix}ACTIONS"] = ",".join(ACTIONS)  # every one: Snooze and Recheck show their lines too
         if channel == "mattermost" and getattr(config, "ack_url", None) is None:
             env[f"{prefix}ACK_URL"] = f"{listener}/mattermost/actions"
     if "slack" in SINK_CHAT_API and sink_env(settings, "slack"):

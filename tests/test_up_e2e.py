@@ -182,7 +182,7 @@ def test_make_run_in_a_browser_acknowledge_updates_the_post_and_shows_the_core_c
         assert button.text == "Acknowledge"
         button.click()
 
-        wait.until(lambda d: "Acknowledged by @alice" in d.find_element(By.ID, post).text)
+        wait.until(lambda d: "Acknowledgement by @alice sent via alertq" in d.find_element(By.ID, post).text)
         wait.until(lambda d: d.find_elements(By.ID, "core-commands"))
         core = browser.find_element(By.ID, "core-commands").text
         buttons_left = browser.find_elements(By.CSS_SELECTOR, f"#{post} button")

@@ -40,6 +40,8 @@ def test_with_nothing_configured_every_part_of_the_loop_runs(tmp_path: Path) -> 
     names = [p.name for p in processes(complete)]
     assert {"ack-listener", "ack-forwarder", "escalator", "sink"} <= set(names)
     assert complete.channels.mattermost.two_way and complete.channels.slack.two_way
+    for chat in (complete.channels.mattermost, complete.channels.slack):  # Snooze, Recheck: lines to show
+        assert list(chat.actions) == ["acknowledge", "snooze", "recheck", "unacknowledge"]
     assert complete.channels.mattermost.ack_url == "http://127.0.0.1:8090/mattermost/actions"
     assert complete.sink.slack_actions_url == "http://127.0.0.1:8090/slack/actions"
     assert complete.ack_target.command_file == (tmp_path / "var" / "nagios.cmd").resolve()
@@ -76,7 +78,7 @@ def test_real_settings_win_over_every_default(tmp_path: Path) -> None:
     real = {
         "ack": {"signing_secret": SECRET},
         "ack_listener": {"slack_signing_secret": SLACK_SECRET, "port": 9001},
-        "channels": {"mattermost": {"two_way": False}},
+        "channels": {"mattermost": {"two_way": False}, "slack": {"actions": ["acknowledge"]}},
         "ack_target": {"kind": "icinga2"},  # incomplete: left as it is, not replaced by the demo core
         "routing_file": str(routing),
         "sink": {"slack_actions_url": "http://listener.example.org/slack/actions"},
@@ -87,6 +89,7 @@ def test_real_settings_win_over_every_default(tmp_path: Path) -> None:
     assert complete.channels.mattermost.two_way is False
     assert not any(key.startswith("ALERTQ_CHANNELS__MATTERMOST__") for key in env)
     assert complete.channels.slack.two_way is True  # not set: the sink's chat gets its button
+    assert complete.channels.slack.actions == ["acknowledge"]  # set: kept
     assert complete.ack_target.kind == "icinga2" and complete.ack_target.command_file is None
     assert complete.sink.core_command_file is None
     assert complete.routing_file == routing
