@@ -23,12 +23,12 @@ dead letter's header. What each action needs of the problem is `problem.GOES_AHE
 needs an acknowledged one); a click that is not sent is told why (recovered, earlier problem, …).
 
 Proof, not hope: once the core has the command (the input is acked then: the command is delivered),
-the forwarder reads the object's state back every `confirm_every` seconds (`proof.applied`) until it
-shows the action, and only then tells the chat "acknowledged by @alice"; after `confirm_within`
-seconds without it, or at once when the core says it does not know the object, the chat is told it
-was NOT applied and why (`proof.why_not`), and the button's claim is released so a new click may try.
-A target that cannot show state (Nagios without `status_file`) gets no proof: the chat is told the
-command was sent but cannot be confirmed.
+the action goes to `confirmations.py`, which reads the object's state back every `confirm_every`
+seconds beside the queue (the next action does not wait for it) and only then tells the chat
+"acknowledged by @alice"; after `confirm_within` seconds without it, or at once when the core says it
+does not know the object, the chat is told it was NOT applied and why, and the button's claim is
+released so a new click may try. A target that cannot show state (Nagios without `status_file`) gets
+no proof: the chat is told the command was sent but cannot be confirmed.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from pika.exceptions import AMQPError
 from pika.spec import Basic
 from pydantic import ValidationError
 
-from ack_listener import chat_reply, proof
+from ack_listener import chat_reply
+from ack_listener.confirmations import Confirmations
 from ack_listener.problem import Binding, Verdict, goes_ahead, judge
 from ack_listener.used_buttons import UsedButtons, claim_key
 from broker import dead_letters, names, topology
@@ -54,7 +55,7 @@ from broker.publisher import ConfirmedPublisher, PublishError
 from broker.session import Sessions
 from broker.shutdown import stop_on_signals
 from cores import make_target
-from cores.base import Permanent, ProblemState, Retryable, Target, in_words
+from cores.base import Permanent, Retryable, in_words
 from schemas.ack import AckMessage, parse_ack
 from schemas.settings import Settings
 from schemas.versioning import UnsupportedSchema
@@ -83,13 +84,14 @@ class NotForwarded(Exception):
 
 
 class Forwarder:
-    def __init__(self, settings: Settings, target: Target | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.target = target or make_target(settings.ack_target)
+        self.target = make_target(settings.ack_target)
         self._connection: BlockingConnection | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._stop = threading.Event()
         self._used_buttons: UsedButtons | None = None
+        self._confirmations: Confirmations
 
     def run(self) -> int:
         self._stop = stop_on_signals("ack_forwarder")
@@ -99,9 +101,15 @@ class Forwarder:
                 "ack_forwarder.no_status_file",
                 effect="acks are not checked against the problem of their button (set ack_target.status_file)",
             )
+        # The read-backs have a target of their own: the cores' clients keep connections that are
+        # not for two threads at once.
+        confirm_target = make_target(self.settings.ack_target)
+        self._confirmations = Confirmations(self.settings, confirm_target, self._buttons)
         try:
             sessions.run(lambda: self._session(sessions))
         finally:
+            self._confirmations.close()
+            confirm_target.close()
             self.target.close()
             if self._used_buttons is not None:
                 self._used_buttons.close()
@@ -171,65 +179,7 @@ class Forwarder:
             service_id=ack.service_id,
             author=ack.author,
         )
-        try:
-            self._confirm(ack, sent_at)
-        except _Stopping:
-            log.warning("ack_forwarder.not_confirmed", ack_id=ack.ack_id, reason="stopping")
-
-    def _confirm(self, ack: AckMessage, sent_at: float) -> None:
-        """Read the object back until the core shows the action, then tell the chat how it went."""
-        target = self.settings.ack_target
-        if target.kind == "nagios" and target.status_file is None:
-            log.warning("ack_forwarder.not_confirmed", ack_id=ack.ack_id, reason="no status_file")
-            chat_reply.tell(self.settings, ack, chat_reply.unverifiable_text(ack))
-            return
-        deadline = time.monotonic() + target.confirm_within
-        state = None
-        known: bool | None = None
-        while True:
-            state = self._state(ack)
-            shown = proof.applied(ack, state, sent_at)
-            if shown:
-                log.info(
-                    "ack_forwarder.confirmed",
-                    ack_id=ack.ack_id,
-                    action=ack.action,
-                    host_id=ack.host_id,
-                    service_id=ack.service_id,
-                    seconds=round(time.time() - sent_at, 1),
-                )
-                if ack.action != "acknowledge":
-                    self._release_claim(ack)
-                if ack.action == "unacknowledge":
-                    # The problem may be acknowledged again: its Acknowledge buttons work once more.
-                    self._buttons().clear(claim_key(ack.host_id, ack.service_id, ack.problem_id, ack.event_id))
-                chat_reply.tell(self.settings, ack, chat_reply.confirmed_text(ack))
-                return
-            if state is None:
-                known = self.target.object_known(ack.host_id, ack.service_id)
-                if known is False:  # nothing to wait for: the core will never apply it
-                    break
-            if time.monotonic() >= deadline:
-                break
-            self._wait(min(target.confirm_every, max(deadline - time.monotonic(), 0.0)))
-        said = proof.why_not(ack, state, known)
-        log.warning(
-            "ack_forwarder.not_confirmed",
-            ack_id=ack.ack_id,
-            action=ack.action,
-            host_id=ack.host_id,
-            service_id=ack.service_id,
-            reason=said,
-        )
-        self._release_claim(ack)
-        chat_reply.tell(self.settings, ack, chat_reply.unconfirmed_text(ack, said, target.confirm_within))
-
-    def _state(self, ack: AckMessage) -> ProblemState | None:
-        try:
-            return self.target.problem_state(ack.host_id, ack.service_id)
-        except Exception:  # the contract says it never raises; a bug must not stop the forwarder
-            log.exception("ack_forwarder.problem_check_failed", ack_id=ack.ack_id)
-            return None
+        self._confirmations.add(ack, sent_at)
 
     def _forward(self, ack: AckMessage) -> float:
         target = self.settings.ack_target

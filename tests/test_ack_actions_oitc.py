@@ -91,3 +91,28 @@ def test_a_200_for_a_command_the_core_never_applies_is_told_as_not_applied_withi
     assert CONFIRM_WITHIN <= took < CONFIRM_WITHIN + 20
     assert not any("confirmed by the monitoring core" in text for text in told(httpserver))
     assert amqp.depth(amqp_url, names.DEAD_QUEUE) == 0  # delivered to the API; not a dead letter
+
+
+def test_a_core_that_never_applies_holds_up_no_other_action_while_each_waits_its_bound(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Five acks back to back to a core that takes none of them: the read-backs run side by side, so the
+    last is told after about one bound, not five (one at a time, they would take 5 × 4 s = 20 s)."""
+    core = OitcStandIn(httpserver, API_KEY, applies=False)
+    services = [f"{SERVICE}-{n}" for n in range(5)]
+    for service in services:
+        core.set_state(HOST, service, 2)
+    env = {**alertq_env, "ALERTQ_CHANNELS__MATTERMOST__URL": chat_hook(httpserver)}
+    target = oitc_target(httpserver, confirm_within=str(CONFIRM_WITHIN), confirm_every="0.2")
+    with ack_forwarder(env, tmp_path / "fwd.log", **target):
+        sent = time.monotonic()
+        for service in services:
+            message = ack_message(service=service, reply=Reply(channel_name="ops"))
+            publish(amqp_url, message.model_copy(update={"host_id": HOST}))
+        for service in services:
+            wait_told(httpserver, f"{HOST}/{service} by @", timeout=CONFIRM_WITHIN * 10)
+        took = time.monotonic() - sent
+
+    assert len(core.commands) == 5
+    assert sum("did NOT apply it" in text for text in told(httpserver)) == 5
+    assert CONFIRM_WITHIN <= took < 4 * CONFIRM_WITHIN, f"the five took {took:.1f}s"
