@@ -135,9 +135,10 @@ class FoldSettings(_Section):
 
     enabled: bool = Field(
         True,
-        description="API mode: fold a storm into digests: when more notifications wait for one destination than its "
+        description="Fold a storm into digests: when more notifications wait for one destination than its "
         "rate limit lets out within `window` seconds, they go out as one digest (a headline with counts and "
-        "a line per problem), split into as few posts as the chat's size limits need.",
+        "a line per problem), split into as few posts as the chat's size limits need. API mode edits the "
+        "digest as its problems recover; webhook mode folds recoveries into digests of their own.",
     )
     window: float = Field(
         2.0,
@@ -146,6 +147,14 @@ class FoldSettings(_Section):
         "more than that are folded. A single problem in quiet times is always posted alone.",
     )
     max_items: int = Field(100, ge=2, le=500, description="The most problems one digest post lists.")
+    hold: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="In a storm: seconds a destination collects what comes after a digest before its next "
+        "post, so a storm the core hands over over a minute is a few digests, not one post a second; "
+        "what comes then waits at most this long. 0: none. Quiet times are not affected.",
+    )
 
 
 class TwoWayChannelSettings(ChannelSettings):
@@ -347,6 +356,12 @@ class WebhookSettings(ChannelSettings):
         "as `sha256=<hex>`.",
     )
     signature_header: str = "X-Alertq-Signature"
+    fold: bool = Field(
+        False,
+        description="Fold a storm: when more events wait for one URL than `rate_limit` lets out within "
+        "2 s, they go as one request, an `alertq.digest/1` JSON (`headline`, `events`: the events as "
+        "they came), at most 100 events a request. Off: one request per event.",
+    )
 
     def problem(self, name: str) -> str | None:
         return _no_url(name) if not _given(self.url) and not self.urls else None

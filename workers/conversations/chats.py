@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from delivery.chat import MattermostApi, RateBudget, SlackApi
 from delivery.chat.mattermost_api import api_base
 from schemas.alert import AlertEvent
-from schemas.channels import MattermostSettings, SlackSettings
+from schemas.channels import AckSettings, MattermostSettings, SlackSettings
 from workers.conversations import digest, render
 from workers.conversations.destination import Chat, Destination, channel_for, endpoint_hash
 
@@ -45,6 +45,10 @@ class ConversationChat(ABC):
     def close(self) -> None: ...
 
     # -- digests (storms.py) --------------------------------------------------------------------------
+
+    def digest_signing(self) -> AckSettings | None:
+        """The `[ack]` settings a digest's Acknowledge buttons are signed with; None: no buttons."""
+        return None
 
     @abstractmethod
     def post_capacity(self, destination: Destination, within: float) -> int:
@@ -158,6 +162,10 @@ class SlackChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def digest_signing(self) -> AckSettings | None:
+        two_way = self.settings.two_way and self.settings.ack.signing_secret is not None
+        return self.settings.ack if two_way else None
 
     def post_capacity(self, destination: Destination, within: float) -> int:
         return self.api.post_budget(destination.channel).capacity(time.monotonic(), within)
