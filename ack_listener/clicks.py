@@ -18,6 +18,9 @@ from cores.nagios import neutralise
 from schemas.ack import Reply
 
 SLACK_ACK_ACTION_ID = "alertq_ack"  # workers/channels/slack.py ACK_ACTION_ID
+# A digest's "Acknowledge all N" button and its menu of lines (workers/conversations/digest.py).
+SLACK_DIGEST_ACTION_ID = "alertq_ack_digest"
+SLACK_ITEM_ACTION_ID = "alertq_ack_item"
 
 
 class BadClick(Exception):
@@ -72,7 +75,15 @@ def slack(body: bytes) -> Click:
     actions = data.get("actions")
     if not isinstance(actions, list):
         raise BadClick("payload.actions is missing or not a list")
-    tokens = [a.get("value") for a in actions if isinstance(a, dict) and a.get("action_id") == SLACK_ACK_ACTION_ID]
+    buttons = (SLACK_ACK_ACTION_ID, SLACK_DIGEST_ACTION_ID)
+    tokens = [a.get("value") for a in actions if isinstance(a, dict) and a.get("action_id") in buttons]
+    tokens += [
+        a["selected_option"].get("value")
+        for a in actions
+        if isinstance(a, dict)
+        and a.get("action_id") == SLACK_ITEM_ACTION_ID
+        and isinstance(a.get("selected_option"), dict)
+    ]
     if len(tokens) != 1 or not _is_text(tokens[0]):
         raise BadClick(f"payload.actions has no {SLACK_ACK_ACTION_ID} action with a value")
     response_url = data.get("response_url")
