@@ -221,7 +221,8 @@ class MattermostSettings(TwoWayChannelSettings):
     )
     api_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=10.0, burst=100),
-        description="API mode: calls per second to the server and the burst (Mattermost's own defaults).",
+        description="API mode: calls per second to the server and the burst (Mattermost's own defaults). "
+        "One call of the burst is kept in reserve against network jitter.",
     )
     username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
     icon_url: PlainHttpUrl = None
@@ -279,7 +280,9 @@ class SlackSettings(TwoWayChannelSettings):
     )
     api_post_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=1.0, burst=1),
-        description="API mode: chat.postMessage calls per second to one channel (Slack allows about 1/s).",
+        description="API mode: chat.postMessage calls per second to one channel (Slack allows about 1/s). "
+        "Give Slack's numbers: one call of the burst (with a burst of 1, a tenth of the rate) is kept in "
+        "reserve against network jitter.",
     )
     api_update_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=50 / 60, burst=5),

@@ -78,7 +78,10 @@ class MattermostChat(ConversationChat):
         self.settings = settings
         limit = settings.api_rate_limit
         self.api = api or MattermostApi(
-            settings.api_url, settings.bot_token, settings.http, budget=RateBudget(limit.per_second, limit.burst)
+            settings.api_url,
+            settings.bot_token,
+            settings.http,
+            budget=RateBudget.for_server(limit.per_second, limit.burst),
         )
         self.endpoint = endpoint_hash(api_base(settings.api_url))
 
