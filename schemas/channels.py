@@ -329,6 +329,12 @@ class EmailSettings(ChannelSettings):
     recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
     ui_base_url: PlainHttpUrl = None
 
+    fold: FoldSettings = Field(
+        default_factory=FoldSettings,
+        description="Storms: when more mails wait for the server than `rate_limit` lets out within "
+        "`fold.window` seconds, each recipient gets one mail listing its notifications.",
+    )
+
     def problem(self, name: str) -> str | None:
         if (self.username is None) != (self.password is None):
             return f"channels.{name}.username and channels.{name}.password go together"
