@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from ack_listener import chat_reply, clicks
 from ack_listener.chat_api import ChatApis
+from ack_listener.digest_lines import DigestLines, DigestUnavailable
 from ack_listener.openapi import OPENAPI
 from ack_listener.problem import Binding, Verdict, goes_ahead, judge
 from ack_listener.publisher import AckPublisher, BrokerUnavailable
@@ -44,8 +45,18 @@ from cores import make_target
 from cores.base import ProblemState, Target
 from schemas.ack import AckMessage
 from schemas.ack_listener import AckListenerSettings, AckTargetSettings
-from schemas.ack_token import AckClaims, InvalidToken, verify_token
+from schemas.ack_token import (
+    AckClaims,
+    InvalidToken,
+    is_digest_token,
+    make_token,
+    members_hash,
+    problem_id_of,
+    verify_digest_token,
+    verify_token,
+)
 from schemas.actions import LABELS, snooze_end
+from schemas.alert import AlertEvent
 from schemas.settings import Settings
 from state.store import AckClaim
 
@@ -110,6 +121,7 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     used = UsedButtons(settings.state_store)  # opened on the first click
     core = CoreView(settings.ack_target)
     chats = ChatApis(settings)  # API mode: the chat is told through the workers' API clients
+    digests = DigestLines(settings.conversations.store)  # a digest's lines, for its buttons
 
     async def mattermost_actions(request: Request) -> Response:
         try:
@@ -166,6 +178,8 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
     async def _accept(click: clicks.Click) -> Answered:
         if secret is None:
             raise Refused(503, "ack.signing_secret is not set: this listener cannot verify buttons")
+        if is_digest_token(click.token):
+            return await _accept_digest(click)
         try:
             claims = verify_token(secret.get_secret_value(), click.token, now=time.time())
         except InvalidToken as exc:
@@ -224,6 +238,54 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             **_ids(claims),
         )
         return answer("acknowledged")
+
+    async def _accept_digest(click: clicks.Click) -> Answered:
+        """A digest's "Acknowledge all N" (or one line of it): its lines are looked up and must be the
+        ones the token was signed for; then each is acknowledged as its own button would be (a v2 token
+        of the line's problem, made here, through `_accept`): one `alertq.ack/1` per problem."""
+        assert secret is not None
+        key = secret.get_secret_value()
+        try:
+            claims = verify_digest_token(key, click.token, now=time.time())
+        except InvalidToken as exc:
+            raise Refused(401, f"the button's token is not valid ({exc})") from None
+        if not listener.may("acknowledge", click.chat_user):
+            raise Refused(403, f"user {click.chat_user!r} may not acknowledge")
+        try:
+            lines = await asyncio.to_thread(digests.part, claims.digest_id, claims.part)
+        except DigestUnavailable as exc:
+            raise Refused(503, f"the digest could not be read, try again ({exc})") from None
+        if not lines or members_hash([(line.incident, line.event_id) for line in lines]) != claims.members:
+            log.warning("ack_listener.digest_mismatch", digest=claims.digest_id, part=claims.part, lines=len(lines))
+            raise Refused(401, "the button's token is not valid (it names lines this digest does not have)")
+        chosen = [line for line in lines if claims.position is None or line.position == claims.position]
+        answers = []
+        for line in chosen:
+            event = AlertEvent.model_validate_json(line.event_json)
+            began = event.escalation.since if event.escalation is not None and event.escalation.since else None
+            one = AckClaims(
+                host_id=event.host.id,
+                service_id=None if event.service is None else event.service.id,
+                event_id=event.event_id,
+                expires_at=claims.expires_at,
+                problem_id=problem_id_of(event.problem_id),
+                problem_since=int((began or event.created_at).timestamp()),
+            )
+            answers.append(
+                await _accept(clicks.Click(click.source, click.chat_user, make_token(key, one), click.reply))
+            )
+        done = [a for a in answers if a.outcome == "acknowledged"]
+        log.info(
+            "ack_listener.digest_accepted",
+            digest=claims.digest_id,
+            part=claims.part,
+            lines=len(chosen),
+            acknowledged=len(done),
+        )
+        if done or not answers:
+            what = answers[0].what if len(chosen) == 1 else f"{len(chosen)} problems"
+            return Answered("acknowledged", click.chat_user, what)
+        return answers[0]
 
     async def _verdict(claims: AckClaims) -> Verdict:
         """Whether the button's problem is still the core's, if this listener can ask it in time."""

@@ -18,6 +18,9 @@ from cores.nagios import neutralise
 from schemas.ack import Reply
 
 SLACK_ACTION_ID_PREFIX = "alertq_"  # workers/channels/slack.py: alertq_ack, alertq_snooze0, alertq_recheck, …
+# A digest's "Acknowledge all N" button and its menu of lines (workers/conversations/digest.py).
+SLACK_DIGEST_ACTION_ID = "alertq_ack_digest"
+SLACK_ITEM_ACTION_ID = "alertq_ack_item"  # a menu: its token is the selected option's value
 
 
 class BadClick(Exception):
@@ -79,6 +82,14 @@ def slack(body: bytes) -> Click:
         if isinstance(a, dict)
         and isinstance(a.get("action_id"), str)
         and a["action_id"].startswith(SLACK_ACTION_ID_PREFIX)
+        and a["action_id"] != SLACK_ITEM_ACTION_ID
+    ]
+    tokens += [
+        a["selected_option"].get("value")
+        for a in actions
+        if isinstance(a, dict)
+        and a.get("action_id") == SLACK_ITEM_ACTION_ID
+        and isinstance(a.get("selected_option"), dict)
     ]
     if len(tokens) != 1 or not _is_text(tokens[0]):
         raise BadClick(f"payload.actions has no single {SLACK_ACTION_ID_PREFIX}… action with a value")

@@ -224,3 +224,82 @@ def _integer(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError("expected an integer")
     return value
+
+
+# -- digests (alert storms): "Acknowledge all N" and one line's ack, bound to the digest's lines ----------
+#
+# A digest part lists many problems; its buttons cannot carry them all (Slack takes 2,000 characters
+# in a button's value, 150 in a menu option's). So a digest token names the digest and part, and binds
+# their list: `members` is a hash of the part's lines (incident and lead event, in order) as the worker
+# made them. The listener looks the lines up in the conversations store and acknowledges only when they
+# hash to the signed value; `position` limits it to one line. Format as v2, under its own version:
+# `d1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(secret, "d1." + claims segment))>`.
+
+DIGEST_VERSION = "d1"
+MEMBERS_HEX = 16  # 64 bits of SHA-256: a menu option's value stays under Slack's 150 characters
+
+
+@dataclass(frozen=True)
+class DigestClaims:
+    digest_id: int
+    part: int
+    members: str  # members_hash() of the part's lines
+    expires_at: int
+    position: int | None = None  # one line of the part; None: all of them
+
+
+def is_digest_token(token: str) -> bool:
+    return token.startswith(DIGEST_VERSION + ".")
+
+
+def members_hash(lines: list[tuple[str, str]]) -> str:
+    """The hash a digest token binds: the part's (incident, lead event id) in order."""
+    canonical = json.dumps(lines, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:MEMBERS_HEX]
+
+
+def make_digest_token(secret: str | bytes, claims: DigestClaims) -> str:
+    signed = f"{DIGEST_VERSION}.{_b64(_digest_json(claims))}"
+    return f"{signed}.{_b64(_mac(secret, signed))}"
+
+
+def verify_digest_token(secret: str | bytes, token: str, *, now: float) -> DigestClaims:
+    """The claims of a genuine, unexpired digest token; else `InvalidToken` saying why."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != DIGEST_VERSION:
+        raise InvalidToken("malformed token")
+    signed = f"{parts[0]}.{parts[1]}"
+    try:
+        given = _unb64(parts[2])
+        body = _unb64(parts[1])
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    if len(given) != SIGNATURE_BYTES or not hmac.compare_digest(given, _mac(secret, signed)):
+        raise InvalidToken("bad signature")
+    try:
+        raw = json.loads(body)
+        claims = DigestClaims(
+            digest_id=_integer(raw["d"]),
+            part=_integer(raw["q"]),
+            members=_text(raw["m"]),
+            expires_at=_integer(raw["x"]),
+            position=None if raw["p"] is None else _integer(raw["p"]),
+        )
+        if _digest_json(claims) != body:
+            raise ValueError("not the canonical claims")
+    except (ValueError, KeyError, TypeError):
+        raise InvalidToken("malformed token") from None
+    if now >= claims.expires_at:
+        raise InvalidToken("token expired")
+    return claims
+
+
+def _digest_json(claims: DigestClaims) -> bytes:
+    fields: dict[str, Any] = {
+        "d": claims.digest_id,
+        "q": claims.part,
+        "m": claims.members,
+        "x": claims.expires_at,
+        "p": claims.position,
+    }
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()

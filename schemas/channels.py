@@ -159,9 +159,10 @@ class FoldSettings(_Section):
 
     enabled: bool = Field(
         True,
-        description="API mode: fold a storm into digests: when more notifications wait for one destination than its "
+        description="Fold a storm into digests: when more notifications wait for one destination than its "
         "rate limit lets out within `window` seconds, they go out as one digest (a headline with counts and "
-        "a line per problem), split into as few posts as the chat's size limits need.",
+        "a line per problem), split into as few posts as the chat's size limits need. API mode edits the "
+        "digest as its problems recover; webhook mode folds recoveries into digests of their own.",
     )
     window: float = Field(
         2.0,
@@ -170,6 +171,14 @@ class FoldSettings(_Section):
         "more than that are folded. A single problem in quiet times is always posted alone.",
     )
     max_items: int = Field(100, ge=2, le=500, description="The most problems one digest post lists.")
+    hold: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="In a storm: seconds a destination collects what comes after a digest before its next "
+        "post, so a storm the core hands over over a minute is a few digests, not one post a second; "
+        "what comes then waits at most this long. 0: none. Quiet times are not affected.",
+    )
 
 
 class TwoWayChannelSettings(ChannelSettings):
@@ -241,7 +250,8 @@ class MattermostSettings(TwoWayChannelSettings):
     )
     api_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=10.0, burst=100),
-        description="API mode: calls per second to the server and the burst (Mattermost's own defaults).",
+        description="API mode: calls per second to the server and the burst (Mattermost's own defaults). "
+        "One call of the burst is kept in reserve against network jitter.",
     )
     username: str | None = Field(None, description="Poster name override (needs Mattermost's override setting).")
     icon_url: PlainHttpUrl = None
@@ -299,7 +309,9 @@ class SlackSettings(TwoWayChannelSettings):
     )
     api_post_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=1.0, burst=1),
-        description="API mode: chat.postMessage calls per second to one channel (Slack allows about 1/s).",
+        description="API mode: chat.postMessage calls per second to one channel (Slack allows about 1/s). "
+        "Give Slack's numbers: one call of the burst (with a burst of 1, a tenth of the rate) is kept in "
+        "reserve against network jitter.",
     )
     api_update_rate_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(per_second=50 / 60, burst=5),
@@ -346,6 +358,12 @@ class EmailSettings(ChannelSettings):
     recipients: list[str] = Field(default_factory=list, description="To: when the event names no contact e-mail.")
     ui_base_url: PlainHttpUrl = None
 
+    fold: FoldSettings = Field(
+        default_factory=FoldSettings,
+        description="Storms: when more mails wait for the server than `rate_limit` lets out within "
+        "`fold.window` seconds, each recipient gets one mail listing its notifications.",
+    )
+
     def problem(self, name: str) -> str | None:
         if (self.username is None) != (self.password is None):
             return f"channels.{name}.username and channels.{name}.password go together"
@@ -376,6 +394,12 @@ class WebhookSettings(ChannelSettings):
         "as `sha256=<hex>`.",
     )
     signature_header: str = "X-Alertq-Signature"
+    fold: bool = Field(
+        False,
+        description="Fold a storm: when more events wait for one URL than `rate_limit` lets out within "
+        "2 s, they go as one request, an `alertq.digest/1` JSON (`headline`, `events`: the events as "
+        "they came), at most 100 events a request. Off: one request per event.",
+    )
 
     def problem(self, name: str) -> str | None:
         return _no_url(name) if not _given(self.url) and not self.urls else None

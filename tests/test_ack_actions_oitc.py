@@ -97,7 +97,7 @@ def test_a_core_that_never_applies_holds_up_no_other_action_while_each_waits_its
     declared: Settings, alertq_env: dict[str, str], amqp_url: str, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     """Five acks back to back to a core that takes none of them: the read-backs run side by side, so the
-    last is told after about one bound, not five (one at a time, they would take 5 × 4 s = 20 s)."""
+    last is told after about one bound, not five (one at a time, they would take 5 x 4 s = 20 s)."""
     core = OitcStandIn(httpserver, API_KEY, applies=False)
     services = [f"{SERVICE}-{n}" for n in range(5)]
     for service in services:

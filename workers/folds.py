@@ -6,15 +6,23 @@ posted), what comes for the same target waits; when it is free it takes all of i
 batch is exactly what the chat could not take yet. A batch of one, the rule in quiet times, is
 delivered alone at once. Nothing waits here unacked for longer than the delivery before it takes; at
 shutdown `cancel_waiting` hands back what has not started, for the broker to redeliver.
+
+In a storm the runner may ask the lane to hold (it returns seconds > 0, after a digest): the lane then
+collects for that long before its next batch, so a storm that trickles in over a minute (a core handing
+over a few notifications a second) is a digest every few seconds, not a post per second of the chat's
+rate. Shutdown ends a hold at once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import structlog
+
+from delivery.chat.budget import RateBudget
 
 Item = TypeVar("Item")
 
@@ -30,7 +38,7 @@ class _FoldLane(Generic[Item]):
 
 
 class FoldLanes(Generic[Item]):
-    def __init__(self, run: Callable[[str, list[Item]], None]) -> None:
+    def __init__(self, run: Callable[[str, list[Item]], float]) -> None:
         self.run = run
         self._lanes: dict[str, _FoldLane[Item]] = {}
         self._lock = threading.Lock()
@@ -88,7 +96,58 @@ class FoldLanes(Generic[Item]):
                 if lane.stopped:
                     return
                 batch, lane.waiting = lane.waiting, []
+            hold = 0.0
             try:
-                self.run(target, batch)
+                hold = self.run(target, batch)
             except Exception as exc:  # the runner's own bug: the lane lives on (the broker redelivers)
                 log.exception("worker.fold_lane_failed", error=type(exc).__name__)
+            if hold > 0:
+                with lane.wake:
+                    lane.wake.wait_for(lambda: lane.stopped, timeout=hold)
+
+
+class StormRule:
+    """The fold rule and the pacing for notifiers that fold without a chat API client (webhook mode, the
+    generic webhook): per target a rate budget of the channel's `rate_limit`, which every post of the
+    target takes from (`pace`), so the rule sees what is left of it.
+
+    A batch is worth folding when it needs more posts than the budget lets out within `fold.window`
+    seconds; once a target is in a storm (folded less than `hold` + `window` seconds ago), whenever it
+    needs more than one (the lane held it `hold` seconds: a storm that trickles in stays folded)."""
+
+    def __init__(
+        self, per_second: float, burst: int, window: float, hold: float, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.window = window
+        self.hold = hold
+        self.clock = clock or time.monotonic
+        self._sleep = time.sleep
+        self._budgets: dict[str, RateBudget] = {}
+        self._storm_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def budget(self, target: str) -> RateBudget:
+        with self._lock:
+            found = self._budgets.get(target)
+            if found is None:
+                found = self._budgets[target] = RateBudget(self.per_second, self.burst)
+            return found
+
+    def pace(self, target: str) -> None:
+        """Wait for the target's next free slot (one post)."""
+        wait = self.budget(target).reserve(self.clock())
+        if wait:
+            self._sleep(wait)
+
+    def worth_folding(self, target: str, needed: int) -> bool:
+        now = self.clock()
+        with self._lock:
+            storming = now < self._storm_until.get(target, 0.0)
+        room = 1 if storming else self.budget(target).capacity(now, self.window)
+        if needed <= room:
+            return False
+        with self._lock:
+            self._storm_until[target] = now + self.hold + self.window
+        return True

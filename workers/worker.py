@@ -150,9 +150,10 @@ class Worker:
 
     # ---- in a lane thread ---------------------------------------------------------------------------
 
-    def run_fold(self, target: str, batch: list[tuple[Delivery, AlertEvent]]) -> None:
+    def run_fold(self, target: str, batch: list[tuple[Delivery, AlertEvent]]) -> float:
         """In a fold lane (folds.py): what waited for `target` together. The notifier folds what it
-        cannot send one by one in time (a digest); each event's outcome is settled as `attempt` does."""
+        cannot send one by one in time (a digest); each event's outcome is settled as `attempt` does.
+        Returns the seconds the lane holds before its next batch: the notifier's hold after a fold."""
         live = []
         for delivery, event in batch:
             if self.consumer.current(delivery):
@@ -162,7 +163,7 @@ class Worker:
                     "delivery.skipped", **delivery.log_fields(), reason="connection lost; the broker redelivers it"
                 )
         if not live:
-            return
+            return 0.0
         now = datetime.now(UTC)
         foldable = []
         for delivery, event in live:
@@ -177,11 +178,11 @@ class Worker:
             log.exception("delivery.fold_crashed", channel=self.channel, target=target, error=type(exc).__name__)
             for delivery, _ in foldable:
                 self.consumer.settle_threadsafe(delivery, Settlement(requeue=True))
-            return
+            return 0.0
         if outcomes is None:
             for delivery, event in foldable:
                 self.attempt(delivery, event, target)
-            return
+            return 0.0
         alone = []
         for delivery, event in foldable:
             outcome = outcomes.get(event.event_id, ONE_BY_ONE)
@@ -191,6 +192,7 @@ class Worker:
             self.consumer.settle_threadsafe(delivery, self._folded(delivery, event, target, outcome))
         for delivery, event in alone:
             self.attempt(delivery, event, target)
+        return self.notifier.fold_hold()
 
     def _folded(self, delivery: Delivery, event: AlertEvent, target: str, outcome: object) -> Settlement:
         headers = dict(delivery.properties.headers or {})

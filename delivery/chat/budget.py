@@ -8,6 +8,14 @@ is believed when it is stricter than the local count (`observe`), since other cl
 the same budget (Mattermost limits per IP or per token, not per process).
 
 Pure: every method takes `now` (a monotonic clock reading) from the caller, so tests need no sleeping.
+
+`RateBudget.for_server` is the budget for a server's own limit: it keeps a margin. A call is stamped
+when it leaves, the server counts it when it arrives, and arrival delays vary (tens of milliseconds
+on a loaded host): a call that left late followed by one on time reach the server closer than the
+interval, and with the server's bucket exactly drained the second is refused (measured: one 429 in a
+storm at Slack's 1 post/s burst 5 with the budget set to the same numbers). So one call of the burst
+stays in reserve, which absorbs up to an interval of jitter; with no burst to spare, the interval is
+a tenth longer.
 """
 
 from __future__ import annotations
@@ -93,6 +101,13 @@ class RateBudget:
         self._full_at = -math.inf  # the theoretical arrival time: when the bucket would be full again
         self._lock = threading.Lock()
         self.server: ServerBudget | None = None  # the latest report `observe` got, for callers to show
+
+    @classmethod
+    def for_server(cls, per_second: float, burst: int) -> RateBudget:
+        """The budget for a server that allows `per_second` in bursts of `burst`, with the margin above."""
+        if burst > 1:
+            return cls(per_second, burst - 1)
+        return cls(per_second / 1.1, 1)
 
     def delay(self, now: float) -> float:
         """Seconds until a call may be made (0.0: now), without taking anything."""

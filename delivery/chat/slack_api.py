@@ -298,7 +298,7 @@ class SlackApi:
         )
         self.post_per_second = post_per_second
         self.post_burst = post_burst
-        self.update_budget = RateBudget(update_per_second, update_burst)
+        self.update_budget = RateBudget.for_server(update_per_second, update_burst)
         self.history_budget = RateBudget(50 / 60, 5)  # conversations.history: Tier 3
         self.max_budget_wait = max_budget_wait
         self._post_budgets: dict[str, RateBudget] = {}
@@ -379,7 +379,7 @@ class SlackApi:
         with self._lock:
             budget = self._post_budgets.get(channel)
             if budget is None:
-                budget = self._post_budgets[channel] = RateBudget(self.post_per_second, self.post_burst)
+                budget = self._post_budgets[channel] = RateBudget.for_server(self.post_per_second, self.post_burst)
             return budget
 
     def post_delay(self, channel: str) -> float:

@@ -101,3 +101,10 @@ def test_retry_after_as_seconds_or_as_a_date() -> None:
     date = email.utils.formatdate(1_000_060.0, usegmt=True)
     assert retry_after(date, 1_000_000.0) == pytest.approx(60.0)
     assert retry_after(date, 2_000_000.0) == 0.0
+
+
+def test_a_budget_for_a_server_keeps_a_call_of_the_burst_in_reserve_or_a_longer_interval() -> None:
+    with_burst = RateBudget.for_server(per_second=1.0, burst=5)
+    assert [with_burst.reserve(0.0) for _ in range(5)] == [0.0, 0.0, 0.0, 0.0, 1.0]  # 4 at once, not 5
+    alone = RateBudget.for_server(per_second=1.0, burst=1)
+    assert alone.reserve(0.0) == 0.0 and alone.reserve(0.0) == pytest.approx(1.1)

@@ -156,3 +156,43 @@ def test_another_contacts_copy_joins_the_line_of_a_digest_still_being_posted(
     assert storms(flow).fold(first) == {e.event_id: None for e in first}  # redelivered: done
     shown = [line.event.host.name for view in chat.shown.values() for line in view.lines]
     assert sorted(shown) == sorted(e.host.name for e in first)  # each problem once
+
+
+def test_a_storm_that_trickles_in_stays_folded_until_it_has_been_quiet_for_the_hold(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    folding = Storms(flow, FoldSettings(hold=3, window=2), clock=flow.clock)
+    folding.fold([problem(n) for n in range(20)])  # a storm: one digest
+    clock.now += 3  # the lane held 3 s; what came meanwhile is few, but the storm goes on
+    trickle = [problem(n) for n in range(20, 23)]
+    assert folding.fold(trickle) == {e.event_id: None for e in trickle}
+    assert [call[0] for call in chat.calls] == ["digest", "digest"]
+    clock.now += 6  # quiet for longer than hold + window: one by one again, at once
+    late = [problem(n) for n in range(30, 33)]
+    assert folding.fold(late) is None
+
+
+def test_a_fold_lane_holds_after_a_folded_batch_and_takes_what_came_meanwhile_as_one() -> None:
+    import threading
+    import time
+
+    from workers.folds import FoldLanes
+
+    batches: list[list[int]] = []
+    done = threading.Event()
+
+    def run(target: str, batch: list[int]) -> float:
+        batches.append(batch)
+        if sum(len(b) for b in batches) == 6:
+            done.set()
+        return 0.5 if len(batches) == 1 else 0.0
+
+    lanes: FoldLanes[int] = FoldLanes(run)
+    lanes.submit("chat", 1)
+    time.sleep(0.1)  # the first batch ran; its lane holds now
+    for n in range(2, 7):
+        lanes.submit("chat", n)
+        time.sleep(0.02)
+    assert done.wait(5)
+    lanes.shutdown()
+    assert batches == [[1], [2, 3, 4, 5, 6]]

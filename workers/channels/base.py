@@ -57,6 +57,10 @@ class Notifier:
         the whole batch: nothing worth folding, send each alone."""
         return None
 
+    def fold_hold(self) -> float:
+        """Seconds a target collects after a batch that was folded before its next one (a storm)."""
+        return 0.0
+
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         """Deliver `event`. `body` is the message exactly as it came from the broker (None: not from a
         broker); only channels that forward the event as it is (webhook) read it."""

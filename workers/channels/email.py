@@ -4,11 +4,18 @@ To is the event's contact e-mail (the core notifies once per contact) or else th
 recipients. The Message-ID is made from the event id, so a retry of a mail that did arrive after
 all carries the same Message-ID and mail clients can fold the duplicate. Answers: connection
 failures, timeouts and 4xx replies are retryable; 5xx replies are permanent.
+
+Storms (`fold`, on by default): when more mails wait for the SMTP server than its `rate_limit` lets
+out within `fold.window` seconds (the chats' rule, workers/folds.py `StormRule`, which then paces
+every mail), each recipient gets one mail listing its notifications ("37 problems on 12 hosts: …",
+one line each, at most `fold.max_items` a mail) instead of one mail each; a recipient with a single
+notification gets its ordinary mail.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import html
 import re
 import smtplib
@@ -21,7 +28,8 @@ import structlog
 from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent
 from schemas.channels import PLAIN_ADDRESS, ChannelSettings, EmailSettings
-from workers.channels.base import Notifier
+from workers.channels.base import ONE_BY_ONE, Notifier
+from workers.folds import StormRule
 from workers.render import Notice, one_line, render
 
 log = structlog.get_logger(__name__)
@@ -103,6 +111,69 @@ class EmailNotifier(Notifier):
         if not isinstance(settings, EmailSettings):
             raise TypeError("EmailNotifier needs EmailSettings")
         self.config = settings
+        rate, fold = settings.rate_limit, settings.fold
+        self.rule = StormRule(rate.per_second, rate.burst, fold.window, fold.hold) if fold.enabled else None
+
+    def paces_itself(self, event: AlertEvent) -> bool:
+        return self.rule is not None  # folding: the storm rule's budget paces every mail
+
+    def may_fold(self, event: AlertEvent) -> bool:
+        return self.rule is not None
+
+    def fold_hold(self) -> float:
+        return self.config.fold.hold if self.rule is not None else 0.0
+
+    def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
+        if self.rule is None or not events or not self.rule.worth_folding(self.target(events[0]), len(events)):
+            return None
+        outcomes: dict[str, object] = {}
+        by_recipients: dict[tuple[str, ...], list[AlertEvent]] = {}
+        for event in events:
+            try:
+                by_recipients.setdefault(tuple(self.recipients(event)), []).append(event)
+            except Permanent:
+                outcomes[event.event_id] = ONE_BY_ONE  # dead-lettered on its own, with the reason
+        for recipients, mine in by_recipients.items():
+            if len(mine) == 1:
+                outcomes[mine[0].event_id] = ONE_BY_ONE
+                continue
+            size = self.config.fold.max_items
+            for chunk in (mine[start : start + size] for start in range(0, len(mine), size)):
+                try:
+                    self._deliver(self.digest(chunk, list(recipients)), list(recipients), chunk[0])
+                except (Retryable, Permanent) as exc:
+                    outcomes.update({e.event_id: exc for e in chunk})
+                    continue
+                log.info("digest.mailed", channel=self.name, events=len(chunk))
+                outcomes.update({e.event_id: None for e in chunk})
+        return outcomes
+
+    def digest(self, events: list[AlertEvent], recipients: list[str], now: datetime | None = None) -> EmailMessage:
+        """One mail listing `events` for these recipients: the digest's headline, then a line each."""
+        from workers.conversations import digest  # the chats' headline; loaded only when folding
+        from workers.conversations.store import State
+
+        title = digest.headline(digest.PartView(tuple(digest.Line(e, State.OPEN, None, None) for e in events), 0, 1))
+        lines = ["***** alertq *****", "", title, ""]
+        for event in events:
+            notice = render(event, self.config.ui_base_url)
+            first = (notice.output or "").strip().splitlines()[:1]
+            lines.append(
+                f"- {notice.notification_type} {notice.label} is {notice.state}" + (f": {first[0]}" if first else "")
+            )
+        msg = EmailMessage()
+        msg["Subject"] = one_line(f"** {title} **")
+        msg["From"] = self.config.sender
+        msg["To"] = ", ".join(recipients)
+        msg["Date"] = email.utils.format_datetime(now or datetime.now(UTC))
+        # From the events it lists: a retry of the same digest carries the same Message-ID.
+        key = hashlib.sha256(",".join(e.event_id for e in events).encode()).hexdigest()[:32]
+        domain = self.config.sender.rpartition("@")[2] or "alertq.invalid"
+        msg["Message-ID"] = f"<digest-{key}@{_MSGID_UNSAFE.sub('_', domain)}>"
+        msg["X-Alertq-Digest"] = str(len(events))
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content("\n".join(lines) + "\n")
+        return msg
 
     def target(self, event: AlertEvent) -> str:
         return f"email:{self.config.host}:{self.config.port}"
@@ -134,7 +205,11 @@ class EmailNotifier(Notifier):
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         recipients = self.recipients(event)
-        msg = self.message(event, recipients)
+        self._deliver(self.message(event, recipients), recipients, event)
+
+    def _deliver(self, msg: EmailMessage, recipients: list[str], event: AlertEvent) -> None:
+        if self.rule is not None:
+            self.rule.pace(self.target(event))
         try:
             smtp = self._connect()
         except (smtplib.SMTPException, OSError) as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delivery.http import HttpClient
 from schemas.alert import AlertEvent
@@ -28,6 +28,9 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~#])")
 # "@channel", "@here", "@all" or "@user" in plugin output must not ping anybody: a word joiner
 # after "@" breaks the mention and stays invisible.
 _MENTION = re.compile(r"@(?=\w)")
+
+if TYPE_CHECKING:  # digest.py imports this module
+    from workers.conversations.digest import PartView
 
 
 def no_mentions(text: str) -> str:
@@ -61,11 +64,12 @@ class MattermostNotifier(Notifier):
         self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
         # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
         # notification and destination, however many contacts it went to.
-        from workers.conversations.setup import conversations_for, folds_for, storms_for
+        from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
 
         self.conversations = conversations_for(settings)
         self.folds = folds_for(settings)
         self.storms = storms_for(settings, self.conversations)
+        self.webhook_storms = webhook_storms_for(settings, self.folds)
 
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
@@ -73,16 +77,45 @@ class MattermostNotifier(Notifier):
         return f"mattermost:{_url_hash(self.config)}"
 
     def paces_itself(self, event: AlertEvent) -> bool:
-        return self.conversations is not None  # the API client keeps to the server's rate limit
+        # The API client keeps to the server's rate limit; webhook mode's storm rule to the webhook's.
+        return self.conversations is not None or self.webhook_storms is not None
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
     def may_fold(self, event: AlertEvent) -> bool:
-        return self.storms is not None
+        return self.storms is not None or self.webhook_storms is not None
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
-        return self.storms.fold(events) if self.storms is not None else None
+        if self.storms is not None:
+            return self.storms.fold(events)
+        if self.webhook_storms is not None and events:
+            return self.webhook_storms.fold(self.target(events[0]), events, self._destination, self._post_digest)
+        return None
+
+    def fold_hold(self) -> float:
+        return self.config.fold.hold if self.storms is not None or self.webhook_storms is not None else 0.0
+
+    def _channel(self, event: AlertEvent) -> str:
+        # An escalation step names the contact's own channel or @user; otherwise the configured override.
+        return (event.contact.address if event.contact is not None else None) or self.config.channel or ""
+
+    def _destination(self, event: AlertEvent) -> str:
+        return f"{self.target(event)}:{self._channel(event)}"
+
+    def _post_digest(self, destination: str, view: PartView) -> None:
+        from workers.conversations import digest
+
+        assert self.config.url is not None
+        payload: dict[str, Any] = {"text": digest.mattermost_digest(view, self.config)}
+        channel = self._channel(view.lines[0].event)
+        if channel:
+            payload["channel"] = channel
+        if self.config.username:
+            payload["username"] = self.config.username
+        if self.config.icon_url:
+            payload["icon_url"] = self.config.icon_url
+        self.http.post_json(self.config.url.get_secret_value(), payload)
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         if self.conversations is not None:
@@ -90,12 +123,17 @@ class MattermostNotifier(Notifier):
             return
         assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
         url = self.config.url.get_secret_value()
-        if self.folds is None:
+        target = self.target(event)
+
+        def post() -> None:
+            if self.webhook_storms is not None:
+                self.webhook_storms.rule.pace(target)
             self.http.post_json(url, self.payload(event))
+
+        if self.folds is None:
+            post()
             return
-        channel = (event.contact.address if event.contact is not None else None) or self.config.channel or ""
-        destination = f"{self.target(event)}:{channel}"
-        self.folds.post(destination, event, lambda: self.http.post_json(url, self.payload(event)))
+        self.folds.post(self._destination(event), event, post)
 
     def close(self) -> None:
         self.http.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delivery.http import HttpClient
 from schemas.alert import AlertEvent
@@ -53,6 +53,9 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 
+if TYPE_CHECKING:  # digest.py imports this module
+    from workers.conversations.digest import PartView
+
 
 def escape(text: str) -> str:
     """Slack mrkdwn: `&`, `<`, `>` are the only characters Slack requires escaped; with them escaped,
@@ -83,11 +86,12 @@ class SlackNotifier(Notifier):
         self.http = HttpClient(settings.http, user_agent="alertq-slack")
         # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
         # notification and destination, however many contacts it went to.
-        from workers.conversations.setup import conversations_for, folds_for, storms_for
+        from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
 
         self.conversations = conversations_for(settings)
         self.folds = folds_for(settings)
         self.storms = storms_for(settings, self.conversations)
+        self.webhook_storms = webhook_storms_for(settings, self.folds)
 
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
@@ -97,16 +101,35 @@ class SlackNotifier(Notifier):
         return f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
     def paces_itself(self, event: AlertEvent) -> bool:
-        return self.conversations is not None  # the API client keeps to Slack's limits per channel
+        # The API client keeps to Slack's limits per channel; webhook mode's storm rule to the webhook's.
+        return self.conversations is not None or self.webhook_storms is not None
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
     def may_fold(self, event: AlertEvent) -> bool:
-        return self.storms is not None
+        return self.storms is not None or self.webhook_storms is not None
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
-        return self.storms.fold(events) if self.storms is not None else None
+        if self.storms is not None:
+            return self.storms.fold(events)
+        if self.webhook_storms is not None and events:
+            # A Slack app's webhook posts to its own channel whatever the payload says: one destination.
+            return self.webhook_storms.fold(
+                self.target(events[0]), events, lambda e: f"{self.target(e)}:", self._post_digest
+            )
+        return None
+
+    def fold_hold(self) -> float:
+        return self.config.fold.hold if self.storms is not None or self.webhook_storms is not None else 0.0
+
+    def _post_digest(self, destination: str, view: PartView) -> None:
+        from workers.conversations import digest
+
+        shown = digest.slack_digest(view, self.config, digest.WEBHOOK_CONTEXT)
+        assert self.config.url is not None
+        payload = {"text": shown.text, "blocks": shown.blocks}
+        self.http.post_json(self.config.url.get_secret_value(), payload, permanent_bodies=PERMANENT_ERRORS)
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         if self.conversations is not None:
@@ -114,14 +137,18 @@ class SlackNotifier(Notifier):
             return
         assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
         url = self.config.url.get_secret_value()
-        if self.folds is None:
+        target = self.target(event)
+
+        def post() -> None:
+            if self.webhook_storms is not None:
+                self.webhook_storms.rule.pace(target)
             self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
+
+        if self.folds is None:
+            post()
             return
         # A Slack app's webhook posts to its own channel whatever the payload says: the URL is the destination.
-        destination = f"{self.target(event)}:"
-        self.folds.post(
-            destination, event, lambda: self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
-        )
+        self.folds.post(f"{target}:", event, post)
 
     def close(self) -> None:
         self.http.close()

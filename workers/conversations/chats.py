@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from delivery.chat import MattermostApi, RateBudget, SlackApi
 from delivery.chat.mattermost_api import api_base
 from schemas.alert import AlertEvent
-from schemas.channels import MattermostSettings, SlackSettings
+from schemas.channels import AckSettings, MattermostSettings, SlackSettings
 from workers.conversations import digest, render
 from workers.conversations.destination import Chat, Destination, channel_for, endpoint_hash
 
@@ -47,6 +47,10 @@ class ConversationChat(ABC):
 
     # -- digests (storms.py) --------------------------------------------------------------------------
 
+    def digest_signing(self) -> AckSettings | None:
+        """The `[ack]` settings a digest's Acknowledge buttons are signed with; None: no buttons."""
+        return None
+
     @abstractmethod
     def post_capacity(self, destination: Destination, within: float) -> int:
         """How many posts the chat's rate limit lets out to `destination` within `within` seconds."""
@@ -75,7 +79,10 @@ class MattermostChat(ConversationChat):
         self.settings = settings
         limit = settings.api_rate_limit
         self.api = api or MattermostApi(
-            settings.api_url, settings.bot_token, settings.http, budget=RateBudget(limit.per_second, limit.burst)
+            settings.api_url,
+            settings.bot_token,
+            settings.http,
+            budget=RateBudget.for_server(limit.per_second, limit.burst),
         )
         self.endpoint = endpoint_hash(api_base(settings.api_url))
 
@@ -168,6 +175,10 @@ class SlackChat(ConversationChat):
 
     def close(self) -> None:
         self.api.close()
+
+    def digest_signing(self) -> AckSettings | None:
+        two_way = self.settings.two_way and self.settings.ack.signing_secret is not None
+        return self.settings.ack if two_way else None
 
     def post_capacity(self, destination: Destination, within: float) -> int:
         return self.api.post_budget(destination.channel).capacity(time.monotonic(), within)

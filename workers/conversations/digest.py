@@ -26,7 +26,7 @@ NAME_LIMIT = 48
 OUTPUT_LIMIT = 80
 # Slack: a section holds 3,000 characters; 48 sections under the header stay within 50 blocks.
 SLACK_SECTION = 3000
-SLACK_SECTIONS = 48
+SLACK_SECTIONS = 47  # + header, context and the Acknowledge actions: 50 blocks
 # Mattermost: 16,383 runes is today's MaxPostSize; keep room for the headline and escapes.
 MATTERMOST_MESSAGE = 15000
 MARK_ROOM = 80  # "~~ ~~ · recovered after 2 h 5 min" / "acknowledged by …" added to a line later
@@ -41,10 +41,20 @@ class Line:
 
 
 @dataclass(frozen=True)
+class AckButtons:
+    """Signed digest tokens (schemas/ack_token.py): one for every open line of the part, and one per
+    line (None: the line is closed), aligned with the part's lines."""
+
+    every: str
+    lines: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
 class PartView:
     lines: tuple[Line, ...]
     part: int  # 0-based
     parts: int
+    ack: AckButtons | None = None
 
 
 def view_of(states: list[MemberState], part: int, parts: int) -> PartView:
@@ -86,22 +96,36 @@ def line_length(chat: str, event: AlertEvent) -> int:
     return len(slack_line(line) if chat == "slack" else mattermost_line(line)) + 1
 
 
+KIND_WORDS = {"RECOVERY": "recovered", "ACKNOWLEDGEMENT": "acknowledged"}
+
+
 def headline(view: PartView) -> str:
-    """ "37 problems on 12 hosts: 30 CRITICAL, 7 WARNING" (+ "3 recovered, 2 acknowledged"), part n/m."""
+    """ "37 problems on 12 hosts: 30 CRITICAL, 7 WARNING" (+ "3 recovered, 2 acknowledged"), part n/m.
+    Webhook mode lists notifications of any kind: "500 recoveries on 50 hosts: 500 recovered"."""
     count = len(view.lines)
     hosts = len({line.event.host.display_name or line.event.host.name for line in view.lines})
+    kinds = Counter(line.event.notification_type for line in view.lines)
+    problems = [line for line in view.lines if line.event.notification_type == "PROBLEM"]
     open_states = Counter(
-        render(line.event).state for line in view.lines if line.recovery is None and not line.ack_author
+        render(line.event).state for line in problems if line.recovery is None and not line.ack_author
     )
-    recovered = sum(1 for line in view.lines if line.recovery is not None)
-    acknowledged = sum(1 for line in view.lines if line.recovery is None and line.ack_author)
-    noun = "problem" if count == 1 else "problems"
+    others = Counter(KIND_WORDS.get(kind, kind.lower()) for kind in kinds.elements() if kind != "PROBLEM")
+    recovered = sum(1 for line in problems if line.recovery is not None) + others.pop("recovered", 0)
+    acknowledged = sum(1 for line in problems if line.recovery is None and line.ack_author)
+    acknowledged += others.pop("acknowledged", 0)
+    if set(kinds) == {"RECOVERY"}:
+        noun = "recovery" if count == 1 else "recoveries"
+    elif set(kinds) <= {"PROBLEM"}:
+        noun = "problem" if count == 1 else "problems"
+    else:
+        noun = "notification" if count == 1 else "notifications"
     host_noun = "host" if hosts == 1 else "hosts"
     counts = [f"{n} {state}" for state, n in sorted(open_states.items(), key=lambda item: (-item[1], item[0]))]
     if acknowledged:
         counts.append(f"{acknowledged} acknowledged")
     if recovered:
         counts.append(f"{recovered} recovered")
+    counts += [f"{n} {word}" for word, n in sorted(others.items())]
     text = f"{count} {noun} on {hosts} {host_noun}: " + ", ".join(counts)
     if view.parts > 1:
         text += f" (part {view.part + 1} of {view.parts})"
@@ -149,7 +173,11 @@ def mattermost_line(line: Line) -> str:
     return f"- {emoji} {body}"
 
 
-def slack_digest(view: PartView, settings: SlackSettings) -> SlackRoot:
+API_CONTEXT = "alertq digest: a storm folded into one post; follow-ups go into this thread"
+WEBHOOK_CONTEXT = "alertq digest: a storm folded into one post"
+
+
+def slack_digest(view: PartView, settings: SlackSettings, context: str = API_CONTEXT) -> SlackRoot:
     title = headline(view)
     blocks: list[dict[str, Any]] = [
         {
@@ -167,9 +195,55 @@ def slack_digest(view: PartView, settings: SlackSettings) -> SlackRoot:
         size += len(text) + 1
     if section:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(section)}})
-    context = "alertq digest: a storm folded into one post; follow-ups go into this thread"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    actions = slack_ack_actions(view)
+    if actions is not None:
+        blocks.append(actions)
     return SlackRoot(slack.escape(title), blocks, [])
+
+
+SLACK_DIGEST_ACTION_ID = "alertq_ack_digest"  # ack_listener/clicks.py
+SLACK_ITEM_ACTION_ID = "alertq_ack_item"
+SLACK_OPTIONS = 100  # a static_select's most options
+SLACK_OPTION_TEXT = 75
+
+
+def slack_ack_actions(view: PartView) -> dict[str, Any] | None:
+    """ "Acknowledge all N" and a menu of the open lines, each its own signed token."""
+    if view.ack is None:
+        return None
+    open_lines = [(line, token) for line, token in zip(view.lines, view.ack.lines, strict=True) if token]
+    if not open_lines:
+        return None
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "action_id": SLACK_DIGEST_ACTION_ID,
+            "text": {"type": "plain_text", "text": f"Acknowledge all {len(open_lines)}"},
+            "value": view.ack.every,
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Acknowledge all?"},
+                "text": {"type": "plain_text", "text": f"{len(open_lines)} problems are acknowledged in the core."},
+                "confirm": {"type": "plain_text", "text": "Acknowledge"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            },
+        }
+    ]
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": SLACK_ITEM_ACTION_ID,
+            "placeholder": {"type": "plain_text", "text": "Ack one problem…"},
+            "options": [
+                {
+                    "text": {"type": "plain_text", "text": clip(render(line.event).label, SLACK_OPTION_TEXT)},
+                    "value": token,
+                }
+                for line, token in open_lines[:SLACK_OPTIONS]
+            ],
+        }
+    )
+    return {"type": "actions", "block_id": "alertq_digest_ack", "elements": elements}
 
 
 def mattermost_digest(view: PartView, settings: MattermostSettings) -> str:

@@ -11,6 +11,8 @@ from workers.conversations.flow import Conversations
 from workers.conversations.folding import WebhookFolds
 from workers.conversations.store import ConversationStore
 from workers.conversations.storms import Storms
+from workers.conversations.webhook_storms import WebhookStorms
+from workers.folds import StormRule
 
 
 def conversations_for(settings: MattermostSettings | SlackSettings) -> Conversations | None:
@@ -40,3 +42,17 @@ def storms_for(settings: MattermostSettings | SlackSettings, conversations: Conv
     if conversations is None or not settings.fold.enabled:
         return None
     return Storms(conversations, settings.fold)
+
+
+def webhook_storms_for(
+    settings: MattermostSettings | SlackSettings, folds: WebhookFolds | None
+) -> WebhookStorms | None:
+    """Webhook mode with `fold.enabled`: a storm to one destination goes out as digest posts, paced by
+    the channel's `rate_limit` (the notifier then paces its posts one by one too)."""
+    if settings.api_mode or not settings.fold.enabled:
+        return None
+    rule = StormRule(
+        settings.rate_limit.per_second, settings.rate_limit.burst, settings.fold.window, settings.fold.hold
+    )
+    chat = "mattermost" if isinstance(settings, MattermostSettings) else "slack"
+    return WebhookStorms(chat, rule, settings.fold.max_items, folds)

@@ -12,7 +12,10 @@ answers, per event, what became of it. Read it top-down:
    follow-up of that digest; anything else goes one by one (its conversation's own thread).
 3. Worth folding? Only when the posts the batch needs one by one are more than the chat's rate budget
    lets out within `fold.window` seconds; else everything goes one by one, as without folding: a
-   single problem in quiet times is posted alone, at once.
+   single problem in quiet times is posted alone, at once. Once a destination is in a storm (it got a
+   digest less than `fold.hold` + `fold.window` seconds ago), any batch needing more than one post is
+   folded: the worker's lane held it for `fold.hold` seconds (workers/folds.py), and the storm is not
+   over just because the core hands its notifications over slowly.
 4. New lines become a digest: made in the store first (every event id in exactly one digest, the split
    into parts fixed), then each part is posted and recorded with its lines' conversations in one
    transaction; the batch's events are done only when every part is posted. A failed post releases
@@ -34,6 +37,7 @@ import structlog
 
 from delivery.chat.outcomes import Deferred
 from delivery.outcomes import DeliveryError
+from schemas.ack_token import DigestClaims, make_digest_token, members_hash
 from schemas.alert import AlertEvent
 from schemas.channels import FoldSettings
 from schemas.incident import incident_of
@@ -69,6 +73,7 @@ class Storms:
         self.settings = settings
         self.clock = clock
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"  # this process, as a digest's claimer
+        self._storm_until: dict[str, float] = {}  # destination key → when its storm is over, unless fed
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
         """What became of each event of one destination's batch; None: nothing worth folding, deliver
@@ -93,10 +98,14 @@ class Storms:
         sorted_ = self._sort(destination, rest)
         needed = len(sorted_.lines) + sum(len(group) for group in sorted_.follow_ups.values())
         needed += len(sorted_.one_by_one)
-        if not resend and needed <= self.chat.post_capacity(destination, self.settings.window):
+        now = self.clock()
+        storming = now < self._storm_until.get(destination.key, 0.0)
+        room = 1 if storming else self.chat.post_capacity(destination, self.settings.window)
+        if not resend and needed <= room:
             if not outcomes:
                 return None
             return {**outcomes, **{event.event_id: ONE_BY_ONE for event in rest}}
+        self._storm_until[destination.key] = now + self.settings.hold + self.settings.window
         for digest_id, event_ids in resend.items():
             log.warning("digest.taken_over", digest=digest_id, destination=destination.key, events=len(event_ids))
             self._settle(outcomes, event_ids, partial(self._post, digest_id, destination, True))
@@ -206,7 +215,10 @@ class Storms:
                 mine = [item for item in items if item.part == part]
                 leads = [AlertEvent.model_validate_json(item.event_json) for item in mine]
                 view = digest.PartView(
-                    tuple(digest.Line(event, State.OPEN, None, None) for event in leads), part, parts
+                    tuple(digest.Line(event, State.OPEN, None, None) for event in leads),
+                    part,
+                    parts,
+                    self._buttons(digest_id, part, mine, [True] * len(mine)),
                 )
                 key = (
                     "alertqd"
@@ -290,7 +302,34 @@ class Storms:
 
     def _show_part(self, digest_id: int, part: int) -> None:
         channel, ref = self.store.digest_parts(digest_id)[part]
-        self.chat.edit_digest(PostRef(channel, ref), digest.part_view(self.store, digest_id, part))
+        view = digest.part_view(self.store, digest_id, part)
+        items = [item for item in self.store.digest_items(digest_id) if item.part == part]
+        still_open = {
+            incident_of(line.event).key for line in view.lines if line.recovery is None and not line.ack_author
+        }
+        buttons = self._buttons(digest_id, part, items, [item.incident in still_open for item in items])
+        if buttons is not None:  # the part's lines in the store's order: align the tokens with them
+            by_incident = dict(zip((item.incident for item in items), buttons.lines, strict=True))
+            shown = tuple(by_incident.get(incident_of(line.event).key) for line in view.lines)
+            view = digest.PartView(view.lines, view.part, view.parts, digest.AckButtons(buttons.every, shown))
+        self.chat.edit_digest(PostRef(channel, ref), view)
+
+    def _buttons(
+        self, digest_id: int, part: int, items: list[DigestItem], open_: list[bool]
+    ) -> digest.AckButtons | None:
+        """Two-way chats: the part's signed tokens, bound to its lines (schemas/ack_token.py)."""
+        ack = self.chat.digest_signing()
+        if ack is None or ack.signing_secret is None or not any(open_):
+            return None
+        key = ack.signing_secret.get_secret_value()
+        members = members_hash([(item.incident, item.event_ids[0]) for item in items])
+        expires = int(self.clock()) + ack.token_ttl
+        every = make_digest_token(key, DigestClaims(digest_id, part, members, expires))
+        lines = tuple(
+            make_digest_token(key, DigestClaims(digest_id, part, members, expires, item.position)) if is_open else None
+            for item, is_open in zip(items, open_, strict=True)
+        )
+        return digest.AckButtons(every, lines)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
