@@ -125,17 +125,7 @@ def verify_token(secret: str | bytes, token: str, *, now: float) -> AckClaims:
             f"the button comes from an older alertq (token format {parts[0]}, not bound to one problem);"
             " acknowledge in the monitoring core"
         )
-    if len(parts) != 3 or parts[0] != VERSION:
-        raise InvalidToken("malformed token")
-    signed = f"{parts[0]}.{parts[1]}"
-    try:
-        given = _unb64(parts[2])
-        body = _unb64(parts[1])
-    except ValueError:
-        raise InvalidToken("malformed token") from None
-    # compare_digest: a forger learns nothing from how long the comparison took.
-    if len(given) != SIGNATURE_BYTES or not hmac.compare_digest(given, _mac(secret, signed)):
-        raise InvalidToken("bad signature")
+    body = _signed_body(secret, parts, VERSION)
     try:
         raw = json.loads(body)
         claims = AckClaims(
@@ -157,6 +147,22 @@ def verify_token(secret: str | bytes, token: str, *, now: float) -> AckClaims:
     if now >= claims.expires_at:
         raise InvalidToken("token expired")
     return claims
+
+
+def _signed_body(secret: str | bytes, parts: list[str], version: str) -> bytes:
+    """The body of `version.body.signature` once its signature is this secret's; else `InvalidToken`."""
+    if len(parts) != 3 or parts[0] != version:
+        raise InvalidToken("malformed token")
+    signed = f"{parts[0]}.{parts[1]}"
+    try:
+        given = _unb64(parts[2])
+        body = _unb64(parts[1])
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    # compare_digest: a forger learns nothing from how long the comparison took.
+    if len(given) != SIGNATURE_BYTES or not hmac.compare_digest(given, _mac(secret, signed)):
+        raise InvalidToken("bad signature")
+    return body
 
 
 def _claims_json(claims: AckClaims) -> bytes:
@@ -265,17 +271,7 @@ def make_digest_token(secret: str | bytes, claims: DigestClaims) -> str:
 
 def verify_digest_token(secret: str | bytes, token: str, *, now: float) -> DigestClaims:
     """The claims of a genuine, unexpired digest token; else `InvalidToken` saying why."""
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != DIGEST_VERSION:
-        raise InvalidToken("malformed token")
-    signed = f"{parts[0]}.{parts[1]}"
-    try:
-        given = _unb64(parts[2])
-        body = _unb64(parts[1])
-    except ValueError:
-        raise InvalidToken("malformed token") from None
-    if len(given) != SIGNATURE_BYTES or not hmac.compare_digest(given, _mac(secret, signed)):
-        raise InvalidToken("bad signature")
+    body = _signed_body(secret, token.split("."), DIGEST_VERSION)
     try:
         raw = json.loads(body)
         claims = DigestClaims(
