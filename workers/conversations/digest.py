@@ -12,6 +12,7 @@ through, "recovered after 3 min", "acknowledged by …") and the headline counts
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,23 +155,21 @@ def _line_parts(line: Line) -> tuple[str, str, str, str, str]:
 
 
 def slack_line(line: Line) -> str:
-    escape = slack.escape
-    emoji, host, service, state, rest = _line_parts(line)
-    name = f"*{escape(host)}*" + (f" / {escape(service)}" if service else "")
-    body = f"{name} *{escape(state)}* {escape(rest)}"
-    if line.recovery is not None or line.ack_author:
-        body = f"~{name} {escape(state)}~ {escape(rest)}"
-    return f"{emoji} {body}"
+    return _chat_line(line, slack.escape, bold="*", strike="~", bullet="")
 
 
 def mattermost_line(line: Line) -> str:
-    escape = mattermost.escape
+    return _chat_line(line, mattermost.escape, bold="**", strike="~~", bullet="- ")
+
+
+def _chat_line(line: Line, escape: Callable[[str], str], *, bold: str, strike: str, bullet: str) -> str:
+    """One digest line in a chat's markup; struck through once recovered or acknowledged."""
     emoji, host, service, state, rest = _line_parts(line)
-    name = f"**{escape(host)}**" + (f" / {escape(service)}" if service else "")
-    body = f"{name} **{escape(state)}** {escape(rest)}"
+    name = f"{bold}{escape(host)}{bold}" + (f" / {escape(service)}" if service else "")
+    body = f"{name} {bold}{escape(state)}{bold} {escape(rest)}"
     if line.recovery is not None or line.ack_author:
-        body = f"~~{name} {escape(state)}~~ {escape(rest)}"
-    return f"- {emoji} {body}"
+        body = f"{strike}{name} {escape(state)}{strike} {escape(rest)}"
+    return f"{bullet}{emoji} {body}"
 
 
 API_CONTEXT = "alertq digest: a storm folded into one post; follow-ups go into this thread"
