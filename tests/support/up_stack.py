@@ -36,12 +36,9 @@ class Stack:
         return sorted(found, key=lambda m: int(m["id"]))
 
     def wait_for_message(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            match = next((m for m in self.messages() if predicate(m)), None)
-            if match is not None:
-                return match
-            time.sleep(0.2)
+        match = first_within(self.messages, predicate)
+        if match is not None:
+            return match
         shown = [m["rendered"]["title"] or m["rendered"]["text"][:80] for m in self.messages()]
         raise AssertionError(f"no {what} at the sink after {WAIT:.0f} s; it has {shown}\n{self.log_tail()}")
 
@@ -60,6 +57,19 @@ class Stack:
 
     def log_tail(self) -> str:
         return "--- alertq up log tail ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+
+def first_within(
+    fetch: Callable[[], list[dict[str, Any]]], predicate: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """The first item `fetch` returns that matches `predicate`, polling for up to WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        match = next((item for item in fetch() if predicate(item)), None)
+        if match is not None:
+            return match
+        time.sleep(0.2)
+    return None
 
 
 @contextmanager
@@ -175,12 +185,9 @@ class FreshUp:
         return found
 
     def wait_for_core_command(self, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            match = next((c for c in self.core_commands() if predicate(c)), None)
-            if match is not None:
-                return match
-            time.sleep(0.2)
+        match = first_within(self.core_commands, predicate)
+        if match is not None:
+            return match
         raise AssertionError(f"no {what} in the core's command file after {WAIT:.0f} s\n{self.stack.log_tail()}")
 
     def output(self) -> str:
