@@ -19,7 +19,7 @@ import requests
 from schemas.settings import Settings
 from tests.support.conversations import buttons, colour, ok, root_text, summary
 from tests.support.nagios import NagiosCore
-from tests.support.nagios_config import MATTERMOST, SLACK
+from tests.support.nagios_config import BACKUP_CONTACT, MATTERMOST, SLACK
 from tests.support.up_stack import Stack, acknowledged, alertq_up
 
 pytestmark = pytest.mark.nagios
@@ -58,21 +58,6 @@ CALL_LETTERS = {
     "chat.postMessage reply": "P",
     "chat.update": "E",
 }
-
-BACKUP_CONTACT = """
-define contact {
-    contact_name                   backup
-    alias                          Backup
-    host_notifications_enabled     1
-    service_notifications_enabled  1
-    host_notification_period       24x7
-    service_notification_period    24x7
-    host_notification_options      d,u,r,f,s
-    service_notification_options   w,u,c,r,f,s
-    host_notification_commands     alertq-host-notify
-    service_notification_commands  alertq-service-notify
-}
-"""
 
 
 def roots_about(stack: Stack, service: str) -> list[dict[str, Any]]:

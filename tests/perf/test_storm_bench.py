@@ -39,7 +39,7 @@ from tests.perf import bench
 from tests.support.conversations import api_env, root_text, roots, summary
 from tests.support.deploy_files import DEPLOY
 from tests.support.nagios import NagiosCore
-from tests.support.nagios_config import NotificationArgs
+from tests.support.nagios_config import BACKUP_CONTACT, NotificationArgs
 from tests.support.rabbit import PrivateNode
 from tests.support.sink import Sink, sinks
 from tests.support.workers import WorkerProcess
@@ -54,20 +54,6 @@ TARGET_POSTS = 20
 NAME = re.compile(r"svc-(\d{4})-end")
 COMMAND_LINE = re.compile(r"^/opt/alertq/bin/alertq-enqueue --channel (\S+) (.*)$", re.M)
 
-BACKUP_CONTACT = """
-define contact {
-    contact_name                   backup
-    alias                          Backup
-    host_notifications_enabled     1
-    service_notifications_enabled  1
-    host_notification_period       24x7
-    service_notification_period    24x7
-    host_notification_options      d,u,r,f,s
-    service_notification_options   w,u,c,r,f,s
-    host_notification_commands     alertq-host-notify
-    service_notification_commands  alertq-service-notify
-}
-"""
 
 SLACK_SINK = {  # Slack: about 1 chat.postMessage a second per channel, short bursts (5 back to back)
     "slack__post_rate_limit__requests": "1",

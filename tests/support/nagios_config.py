@@ -262,3 +262,20 @@ def alertq_check_objects(checks: Mapping[tuple[str, str], str], alertq: str) -> 
             )
         )
     return "".join(parts)
+
+
+# A second contact with the same notification commands as the default one (two contacts per problem).
+BACKUP_CONTACT = """
+define contact {
+    contact_name                   backup
+    alias                          Backup
+    host_notifications_enabled     1
+    service_notifications_enabled  1
+    host_notification_period       24x7
+    service_notification_period    24x7
+    host_notification_options      d,u,r,f,s
+    service_notification_options   w,u,c,r,f,s
+    host_notification_commands     alertq-host-notify
+    service_notification_commands  alertq-service-notify
+}
+"""
