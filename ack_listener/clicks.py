@@ -21,6 +21,9 @@ SLACK_ACTION_ID_PREFIX = "alertq_"  # workers/channels/slack.py: alertq_ack, ale
 # A digest's "Acknowledge all N" button and its menu of lines (workers/conversations/digest.py).
 SLACK_DIGEST_ACTION_ID = "alertq_ack_digest"
 SLACK_ITEM_ACTION_ID = "alertq_ack_item"  # a menu: its token is the selected option's value
+# Mattermost: the digest's message menu says so in its integration context ("action"); the server adds
+# the chosen option's value (the line's token) to that context as "selected_option".
+MATTERMOST_ITEM_ACTION = "ackitem"
 
 
 class BadClick(Exception):
@@ -37,7 +40,8 @@ class Click:
 
 
 def mattermost(body: bytes) -> Click:
-    """`{user_name, context: {token}, channel_name, post_id, …}` as Mattermost POSTs it."""
+    """`{user_name, context: {token}, channel_name, post_id, …}` as Mattermost POSTs it; a digest's
+    menu: `context: {action: "ackitem", selected_option: <token>}`."""
     data = _json_object(body, "the body")
     user = data.get("user_name")
     if not _is_text(user):
@@ -45,9 +49,11 @@ def mattermost(body: bytes) -> Click:
     context = data.get("context")
     if not isinstance(context, dict):
         raise BadClick("context is missing or not an object")
-    token = context.get("token")
+    # The token is verified either way; the menu's mark only says where Mattermost put it.
+    field = "selected_option" if context.get("action") == MATTERMOST_ITEM_ACTION else "token"
+    token = context.get(field)
     if not _is_text(token):
-        raise BadClick("context.token is missing or not a string")
+        raise BadClick(f"context.{field} is missing or not a string")
     reply = Reply(
         channel_name=_optional_text(data, "channel_name"),
         post_id=_optional_text(data, "post_id"),

@@ -125,9 +125,10 @@ def _fits(props: dict[str, Any], max_runes: int, max_bytes: int) -> bool:
     return runes <= max_runes and size <= max_bytes
 
 
-# Strings that must reach the server as they are: ids, URLs, styles and the button's integration
-# (its context carries the signed ack token).
-_KEEP_KEYS = frozenset({"id", "type", "style", "color", "integration", "url", "image_url", "thumb_url"})
+# Strings that must reach the server as they are: ids, URLs, styles, the button's integration (its
+# context carries the signed ack token) and a message menu's options (each value is a signed token;
+# their texts are short already: workers/conversations/digest.py).
+_KEEP_KEYS = frozenset({"id", "type", "style", "color", "integration", "url", "image_url", "thumb_url", "options"})
 
 
 def _clipped(value: Any, cap: int) -> Any:

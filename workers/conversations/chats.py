@@ -105,20 +105,36 @@ class MattermostChat(ConversationChat):
     def close(self) -> None:
         self.api.close()
 
+    def digest_signing(self) -> AckSettings | None:
+        settings = self.settings
+        two_way = settings.two_way and settings.ack.signing_secret is not None and settings.ack_url is not None
+        return settings.ack if two_way else None
+
     def post_capacity(self, destination: Destination, within: float) -> int:
         return self.api.budget.capacity(time.monotonic(), within)
 
     def post_digest(self, destination: Destination, view: digest.PartView, key: str) -> PostRef:
         channel_id = self.api.resolve(destination.channel)
         # Mattermost answers a create with a pending_post_id it saw in the last 30 s with that post.
-        post = self.api.create_post(channel_id, digest.mattermost_digest(view, self.settings), pending_post_id=key)
+        post = self.api.create_post(
+            channel_id,
+            digest.mattermost_digest(view, self.settings),
+            attachments=digest.mattermost_ack_attachments(view, self.settings) or None,
+            pending_post_id=key,
+        )
         return PostRef(post.channel_id or channel_id, post.id)
 
     def find_digest(self, destination: Destination, key: str, since: float) -> PostRef | None:
         return None  # pending_post_id (above) answers a repeat within 30 s
 
     def edit_digest(self, part: PostRef, view: digest.PartView) -> None:
-        self.api.patch_post(part.id, message=digest.mattermost_digest(view, self.settings))
+        message = digest.mattermost_digest(view, self.settings)
+        if self.digest_signing() is None:
+            self.api.patch_post(part.id, message=message)
+            return
+        # A patch's props replace the post's whole map: the buttons of the lines still open, or none.
+        attachments = digest.mattermost_ack_attachments(view, self.settings)
+        self.api.patch_post(part.id, message=message, attachments=attachments)
 
     def reply_text(self, root: PostRef, text: str) -> PostRef:
         post = self.api.create_post(root.channel, text, root_id=root.id)

@@ -7,6 +7,11 @@ the digest is made, from the lines' lengths with room for the marks added later:
 and sections of at most 3,000 characters (≤ 50 blocks), Mattermost one message well under its
 16,383-rune `MaxPostSize`. Once its incident is acknowledged or recovers, a line is marked (struck
 through, "recovered after 3 min", "acknowledged by …") and the headline counts what is still open.
+
+Two-way chats in API mode add "Acknowledge all N" and a menu with one option per open line, each a
+signed digest token (schemas/ack_token.py): Slack in an actions block, Mattermost in one attachment
+(`props.attachments`, beside the message's own size limit) whose button carries the token in its
+integration's context and whose message menu has the tokens as its options' values.
 """
 
 from __future__ import annotations
@@ -249,6 +254,52 @@ def mattermost_digest(view: PartView, settings: MattermostSettings) -> str:
     title = headline(view)
     lines = [f"#### :rotating_light: {mattermost.escape(title)}", *(mattermost_line(line) for line in view.lines)]
     return "\n".join(lines)
+
+
+# Mattermost routes a click only on an action id of [A-Za-z0-9]+; the listener tells the menu by its
+# context's "action" (ack_listener/clicks.py), the server adding the chosen option as "selected_option".
+MATTERMOST_DIGEST_ACTION = "ackall"
+MATTERMOST_ITEM_ACTION = "ackitem"
+MATTERMOST_OPTIONS = 100  # as Slack's menu: a readable list, and the props stay far below 800,000 runes
+MATTERMOST_OPTION_TEXT = 75
+
+
+def mattermost_ack_attachments(view: PartView, settings: MattermostSettings) -> list[dict[str, Any]]:
+    """The part's `props.attachments`: one attachment under the message with "Acknowledge all N" (the
+    part's token in the integration's context, as a single post's Acknowledge carries its own:
+    workers/channels/mattermost.py) and a message menu of the open lines, each option's value the line's
+    token. None of them (an empty list) once no line is open or the channel is not two-way."""
+    if view.ack is None or not settings.ack_url:
+        return []
+    open_lines = [(line, token) for line, token in zip(view.lines, view.ack.lines, strict=True) if token]
+    if not open_lines:
+        return []
+    label = f"Acknowledge all {len(open_lines)}"
+    actions: list[dict[str, Any]] = [
+        {
+            "id": MATTERMOST_DIGEST_ACTION,
+            "type": "button",
+            "name": label,
+            "style": "danger",
+            "integration": {
+                "url": settings.ack_url,
+                "context": {"action": MATTERMOST_DIGEST_ACTION, "token": view.ack.every},
+            },
+        },
+        {
+            "id": MATTERMOST_ITEM_ACTION,
+            "type": "select",
+            "name": "Ack one problem…",
+            # Option values are visible to the channel's members, as a Slack option's value is: each is
+            # a signed token that acknowledges its own line only.
+            "options": [
+                {"text": clip(render(line.event).label, MATTERMOST_OPTION_TEXT), "value": token}
+                for line, token in open_lines[:MATTERMOST_OPTIONS]
+            ],
+            "integration": {"url": settings.ack_url, "context": {"action": MATTERMOST_ITEM_ACTION}},
+        },
+    ]
+    return [{"fallback": mattermost.no_mentions(label), "text": "", "actions": actions}]
 
 
 def follow_up_text(chat: str, events: list[AlertEvent]) -> str:
