@@ -20,11 +20,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from broker import names
 from schemas.ack import AckMessage
-from schemas.ack_token import sign_incident
+from schemas.ack_token import make_digest_token, sign_incident, verify_digest_token
 from schemas.settings import Settings
 from tests.support import amqp
 from tests.support.ack_processes import SIGNING_SECRET, SLACK_SECRET, Running, ack_listener
 from tests.support.rabbit import PrivateNode, free_port
+from tests.unit.test_mattermost_digest import FakeApi, actions_of, storms_on
+from tests.unit.test_storms import problem
 
 BODY_LIMIT = 4096
 
@@ -300,3 +302,35 @@ def test_a_user_name_that_names_nobody_is_refused_not_acknowledged_anonymously(
         assert fine.status_code == 200, fine.text
     [message] = amqp.take(amqp_url, names.ACKS_QUEUE, count=1, timeout=10)
     assert AckMessage.model_validate_json(message.body).chat_user == ";jdoe;"
+
+
+def test_a_choice_in_a_mattermost_digest_menu_acknowledges_that_one_line(
+    listener: Running, amqp_url: str, tmp_path: Path
+) -> None:
+    """A worker's Mattermost digest (its store is the listener's `conversations.store`): choosing one line
+    in the menu queues one `alertq.ack/1`, for that line's problem; a forged option queues nothing."""
+    api = FakeApi()
+    storms = storms_on(api, time.time, f"sqlite:///{tmp_path}/conversations.db", secret=SIGNING_SECRET)
+    problems = [problem(n) for n in range(5)]
+    storms.fold(problems)
+    [post_id] = api.posts
+    menu = actions_of(api.posts[post_id])["ackitem"]
+    option = menu["options"][3]
+    assert option["text"] == "web03 / Disk /"
+
+    def choose(value: str, user: str = "jdoe") -> requests.Response:
+        click = {**mattermost_click(user, ""), "post_id": post_id, "type": "select"}
+        click["context"] = {**menu["integration"]["context"], "selected_option": value}
+        return requests.post(f"{listener.url}/mattermost/actions", json=click, timeout=10)
+
+    claims = verify_digest_token(SIGNING_SECRET, option["value"], now=time.time())
+    forged = make_digest_token("another-secret-0123456789abcdef0123", claims)
+    assert choose(forged).status_code == 401
+    assert amqp.depth(amqp_url, names.ACKS_QUEUE) == 0
+
+    answer = choose(option["value"])
+    assert answer.status_code == 200, answer.text
+    assert "@jdoe" in answer.json()["update"]["message"]
+    acks = [AckMessage.model_validate_json(m.body) for m in amqp.take(amqp_url, names.ACKS_QUEUE, timeout=10, settle=2)]
+    assert [(a.host_id, a.service_id, a.event_id) for a in acks] == [("h3", "s3", problems[3].event_id)]
+    assert (acks[0].source, acks[0].chat_user, acks[0].reply.post_id) == ("mattermost", "jdoe", post_id)

@@ -6,6 +6,7 @@ within Mattermost's limits; the listener reads a menu choice's token (ack_listen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ class FakeApi:
         pass
 
 
-def settings(two_way: bool = True) -> MattermostSettings:
+def settings(two_way: bool = True, secret: str = SECRET) -> MattermostSettings:
     config = MattermostSettings(
         api_url="https://mm.example.org",
         bot_token="bot-token-0123456789",
@@ -75,7 +76,7 @@ def settings(two_way: bool = True) -> MattermostSettings:
         two_way=two_way,
         ack_url=ACK_URL if two_way else None,
     )
-    config.with_ack(AckSettings(signing_secret=SECRET))
+    config.with_ack(AckSettings(signing_secret=secret))
     return config
 
 
@@ -84,9 +85,12 @@ def clock() -> Clock:
     return Clock()
 
 
-def storms_on(api: FakeApi, clock: Clock, tmp_path: Path, two_way: bool = True) -> Storms:
-    chat = MattermostChat(settings(two_way), api=api)  # type: ignore[arg-type]
-    conversation = ConversationSettings(store=f"sqlite:///{tmp_path}/c.db", wait_for_root=30, claim_lease=30)
+def storms_on(
+    api: FakeApi, clock: Callable[[], float], store: str, two_way: bool = True, secret: str = SECRET
+) -> Storms:
+    """Storms on MattermostChat over `api`, keeping its digests in `store` (a conversations store URL)."""
+    chat = MattermostChat(settings(two_way, secret), api=api)  # type: ignore[arg-type]
+    conversation = ConversationSettings(store=store, wait_for_root=30, claim_lease=30)
     flow = Conversations(chat, conversation, window=120, clock=clock)
     return Storms(flow, FoldSettings(max_items=100), clock=clock)
 
@@ -99,7 +103,7 @@ def actions_of(post: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_a_two_way_digest_part_carries_acknowledge_all_and_a_menu_of_its_lines(clock: Clock, tmp_path: Path) -> None:
     api = FakeApi()
     problems = [problem(n) for n in range(12)]
-    storms_on(api, clock, tmp_path).fold(problems)
+    storms_on(api, clock, f"sqlite:///{tmp_path}/c.db").fold(problems)
     [post] = api.posts.values()
     assert post["message"].startswith("#### :rotating_light: 12 problems on 12 hosts")
     actions = actions_of(post)
@@ -121,7 +125,7 @@ def test_edits_keep_the_buttons_on_the_lines_still_open_and_drop_them_once_none_
     clock: Clock, tmp_path: Path
 ) -> None:
     api = FakeApi()
-    storms = storms_on(api, clock, tmp_path)
+    storms = storms_on(api, clock, f"sqlite:///{tmp_path}/c.db")
     problems = [problem(n) for n in range(12)]
     storms.fold(problems)
     clock.now += 300
@@ -144,7 +148,7 @@ def test_without_two_way_a_digest_has_no_buttons_and_its_edits_leave_the_props_a
     clock: Clock, tmp_path: Path
 ) -> None:
     api = FakeApi()
-    storms = storms_on(api, clock, tmp_path, two_way=False)
+    storms = storms_on(api, clock, f"sqlite:///{tmp_path}/c.db", two_way=False)
     problems = [problem(n) for n in range(5)]
     storms.fold(problems)
     assert api.posts["post1"]["props"] == {}
