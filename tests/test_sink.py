@@ -309,6 +309,105 @@ def test_clicking_an_unknown_button_is_404(sink: Sink) -> None:
     assert "no button 'nope'" in response.json()["error"]
 
 
+def mattermost_digest(ack_url: str) -> dict[str, Any]:
+    """A digest part's buttons as alertq posts them (workers/conversations/digest.py)."""
+    return {
+        "text": "#### :rotating_light: 3 problems on 3 hosts: 3 CRITICAL",
+        "attachments": [
+            {
+                "fallback": "Acknowledge all 3",
+                "text": "",
+                "actions": [
+                    {
+                        "id": "ackall",
+                        "type": "button",
+                        "name": "Acknowledge all 3",
+                        "style": "danger",
+                        "integration": {"url": ack_url, "context": {"action": "ackall", "token": "tok-all"}},
+                    },
+                    {
+                        "id": "ackitem",
+                        "type": "select",
+                        "name": "Ack one problem…",
+                        "options": [{"text": f"web0{n} / Disk", "value": f"tok-{n}"} for n in range(3)],
+                        "integration": {"url": ack_url, "context": {"action": "ackitem"}},
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def test_a_mattermost_menu_sends_the_chosen_option_in_the_context_as_mattermost_does(
+    sink: Sink, httpserver: HTTPServer
+) -> None:
+    answer = {"update": {"message": "3 problems", "props": {}}, "ephemeral_text": "sent"}
+    httpserver.expect_request("/mattermost/actions", method="POST").respond_with_json(answer)
+    sink.post("/hooks/mattermost/ops", mattermost_digest(httpserver.url_for("/mattermost/actions")))
+    [message] = sink.messages()
+    every, menu = message["rendered"]["buttons"]
+    assert (every["label"], every["options"]) == ("Acknowledge all 3", [])
+    assert menu["label"] == "Ack one problem…" and menu["interactive"]
+    assert [o["text"] for o in menu["options"]] == ["web00 / Disk", "web01 / Disk", "web02 / Disk"]
+
+    # Only the menu's own options can be chosen, and a menu needs one; a button takes none.
+    assert sink.click(message["id"], "ackitem", selected_option="tok-forged").status_code == 409
+    assert sink.click(message["id"], "ackitem").status_code == 400
+    assert sink.click(message["id"], "ackall", selected_option="tok-1").status_code == 409
+    assert httpserver.log == []
+
+    response = sink.click(message["id"], "ackitem", user_name="erin", selected_option="tok-1")
+
+    assert response.status_code == 200, response.text
+    [(request, _)] = httpserver.log
+    sent = request.get_json()
+    assert set(sent) == MATTERMOST_ACK_KEYS | {"data_source"}
+    assert (sent["type"], sent["user_name"]) == ("select", "erin")
+    assert sent["context"] == {"action": "ackitem", "selected_option": "tok-1"}
+    after = sink.message(message["id"])
+    assert after["rendered"]["buttons"] == []
+    assert "(only visible to @erin) sent" in after["notes"]
+
+
+def test_a_slack_static_select_sends_its_selected_option(
+    start_sink: Callable[..., Sink], httpserver: HTTPServer
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    def listener(request: Request) -> Response:
+        received.append(json.loads(parse_qs(request.get_data().decode())["payload"][0]))
+        return Response("", status=200)
+
+    httpserver.expect_request("/slack/actions", method="POST").respond_with_handler(listener)
+    sink = start_sink(slack_actions_url=httpserver.url_for("/slack/actions"))
+    options = [{"text": {"type": "plain_text", "text": f"web0{n} / Disk"}, "value": f"tok-{n}"} for n in range(2)]
+    menu = {
+        "type": "static_select",
+        "action_id": "alertq_ack_item",
+        "placeholder": {"type": "plain_text", "text": "Ack one problem…"},
+        "options": options,
+    }
+    digest = {
+        "text": "2 problems",
+        "blocks": [{"type": "actions", "block_id": "alertq_digest_ack", "elements": [menu]}],
+    }
+    sink.post("/hooks/slack/ops", digest)
+    [button] = sink.messages()[0]["rendered"]["buttons"]
+    assert button["label"] == "Ack one problem…" and [o["value"] for o in button["options"]] == ["tok-0", "tok-1"]
+
+    response = sink.click("1", "alertq_ack_item", user_name="carol", selected_option="tok-1")
+
+    assert response.status_code == 200, response.text
+    [payload] = received
+    [action] = payload["actions"]
+    assert (action["type"], action["action_id"], action["block_id"]) == (
+        "static_select",
+        "alertq_ack_item",
+        "alertq_digest_ack",
+    )
+    assert action["selected_option"] == options[1]
+
+
 def test_slack_button_posts_block_actions_and_the_listener_replaces_through_response_url(
     start_sink: Callable[..., Sink], httpserver: HTTPServer
 ) -> None:
@@ -446,6 +545,29 @@ def test_clicking_acknowledge_in_the_page_acks_and_the_page_updates_itself(
     assert browser.find_elements(By.CSS_SELECTOR, "#message-1 button") == []
     [(request, _)] = httpserver.log
     assert request.get_json()["user_name"] == "dave"
+
+
+def test_choosing_in_a_menu_of_the_page_sends_that_option(sink: Sink, httpserver: HTTPServer, browser: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    answer = {"update": {"message": "Acknowledgement by @frank sent", "props": {}}}
+    httpserver.expect_request("/mattermost/actions").respond_with_json(answer)
+    sink.post("/hooks/mattermost/ops", mattermost_digest(httpserver.url_for("/mattermost/actions")))
+    browser.get(sink.url + "/")
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
+    menu = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#message-1 select[data-action="ackitem"]'))
+    user = browser.find_element(By.ID, "user")
+    user.clear()
+    user.send_keys("frank")
+
+    Select(menu).select_by_visible_text("web02 / Disk")
+
+    wait.until(lambda d: "Acknowledgement by @frank sent" in d.find_element(By.ID, "message-1").text)
+    assert browser.find_elements(By.CSS_SELECTOR, "#message-1 select") == []
+    [(request, _)] = httpserver.log
+    assert (request.get_json()["user_name"], request.get_json()["context"]["selected_option"]) == ("frank", "tok-2")
 
 
 # --- alertq up ------------------------------------------------------------------------------------

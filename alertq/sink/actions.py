@@ -1,11 +1,13 @@
 """A button click on the page, sent to the listener exactly as the chat would send it.
 
 Mattermost: JSON `{user_id, user_name, channel_id, channel_name, team_id, team_domain, post_id,
-trigger_id, type, context}` to the action's `integration.url`; the answer's `update` replaces the
+trigger_id, type, context}` to the action's `integration.url` (a message menu: `type` "select" and the
+chosen option's value added to the context as `selected_option`); the answer's `update` replaces the
 post (`props: {}` clears its attachments and buttons, no `props` keeps them), `ephemeral_text` is
 shown to the clicker only. Slack: form `payload=<block_actions JSON>` to the app's interactivity URL
-(`sink.slack_actions_url`), signed like Slack when a signing secret is set; the listener answers
-through `response_url`, which points back at this sink (app.py: /hooks/slack-response/…).
+(`sink.slack_actions_url`; a `static_select` sends its `selected_option`), signed like Slack when a
+signing secret is set; the listener answers through `response_url`, which points back at this sink
+(app.py: /hooks/slack-response/…).
 
 A post made through the chat APIs is clicked with its real ids (post id, channel id, ts) and its
 answer edits it as the chat would (Mattermost sets edit_at when the message text changes).
@@ -28,7 +30,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 from alertq.sink.mattermost_api import stable_id
-from alertq.sink.render import Button
+from alertq.sink.render import Button, MenuOption
 from alertq.sink.store import Message
 from schemas.sink import SinkSettings
 
@@ -58,16 +60,35 @@ def find_button(message: Message, key: str) -> Button:
     raise ActionFailed(404, f"message {message.id} has no button {key!r}")
 
 
-async def click(message: Message, key: str, user_name: str, settings: SinkSettings) -> dict[str, Any]:
+def chosen_option(button: Button, selected: str | None) -> MenuOption | None:
+    """The menu option picked (its value), None for a button; the chat offers only the menu's own options."""
+    if not button.options:
+        if selected is not None:
+            raise ActionFailed(409, f"{button.key!r} is a button, not a menu: it takes no selected_option")
+        return None
+    if selected is None:
+        raise ActionFailed(400, f"{button.key!r} is a menu: pick one of its options (selected_option)")
+    for option in button.options:
+        if option.value == selected:
+            return option
+    raise ActionFailed(409, f"menu {button.key!r} has no such option")
+
+
+async def click(
+    message: Message, key: str, user_name: str, settings: SinkSettings, selected: str | None = None
+) -> dict[str, Any]:
     button = find_button(message, key)
+    option = chosen_option(button, selected)
     if message.channel == "mattermost":
-        return await _mattermost(message, button, user_name, settings)
+        return await _mattermost(message, button, user_name, settings, option)
     if message.channel == "slack":
-        return await _slack(message, button, user_name, settings)
+        return await _slack(message, button, user_name, settings, option)
     raise ActionFailed(409, f"{message.channel} messages have no buttons to click")
 
 
-async def _mattermost(message: Message, button: Button, user_name: str, settings: SinkSettings) -> dict[str, Any]:
+async def _mattermost(
+    message: Message, button: Button, user_name: str, settings: SinkSettings, option: MenuOption | None = None
+) -> dict[str, Any]:
     integration = button.action.get("integration")
     url = integration.get("url") if isinstance(integration, dict) else None
     if not isinstance(url, str) or not url:
@@ -94,10 +115,16 @@ async def _mattermost(message: Message, button: Button, user_name: str, settings
         "type": "button",
         "context": integration.get("context") or {},
     }
+    note = f"@{user_name} clicked {button.label}"
+    if option is not None:
+        # A message menu: the server adds the chosen option's value to the integration's context.
+        context = integration.get("context")
+        given = context if isinstance(context, dict) else {}
+        body.update(type="select", data_source="", context={**given, "selected_option": option.value})
+        note = f"@{user_name} chose {option.text} in {button.label}"
     response = await _post(url, settings, json=body)
     answer = _json_answer(response)
     update = answer.get("update")
-    note = f"@{user_name} clicked {button.label}"
     if isinstance(update, dict) and message.api is not None:
         _apply_api_update(message, update, note)
     elif isinstance(update, dict):
@@ -149,7 +176,9 @@ def apply_slack_replacement(message: Message, answer: dict[str, Any]) -> None:
     message.replace_payload(replaced, "replaced by the listener through response_url")
 
 
-async def _slack(message: Message, button: Button, user_name: str, settings: SinkSettings) -> dict[str, Any]:
+async def _slack(
+    message: Message, button: Button, user_name: str, settings: SinkSettings, option: MenuOption | None = None
+) -> dict[str, Any]:
     if not settings.slack_actions_url:
         raise ActionFailed(
             409, "no Slack interactivity URL: set sink.slack_actions_url (ALERTQ_SINK__SLACK_ACTIONS_URL)"
@@ -161,6 +190,27 @@ async def _slack(message: Message, button: Button, user_name: str, settings: Sin
         channel = {"id": message.api.channel_id, "name": message.api.channel_name.lstrip("#@")}
         shown = dict(message.api.native)
     action = button.action
+    clicked: dict[str, Any] = {
+        "type": action.get("type", "button"),
+        "action_id": action.get("action_id", button.key),
+        "block_id": button.block_id or "",
+        "text": action.get("text") or {"type": "plain_text", "text": button.label},
+        "value": action.get("value", ""),
+        "style": action.get("style"),
+        "action_ts": f"{time.time():.6f}",
+    }
+    note = f"@{user_name} clicked {button.label}"
+    if option is not None:  # a static_select: the chosen option instead of a value
+        picked = next(o for o in _options(action) if o.get("value") == option.value)
+        clicked = {
+            "type": "static_select",
+            "action_id": clicked["action_id"],
+            "block_id": clicked["block_id"],
+            "selected_option": picked,
+            "placeholder": action.get("placeholder"),
+            "action_ts": clicked["action_ts"],
+        }
+        note = f"@{user_name} chose {option.text} in {button.label}"
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": _user_id(user_name), "username": user_name, "name": user_name, "team_id": "TSINK"},
@@ -175,25 +225,20 @@ async def _slack(message: Message, button: Button, user_name: str, settings: Sin
         "message": shown,
         "state": {"values": {}},
         "response_url": f"{settings.public_url()}/hooks/slack-response/{message.id}/{message.response_token}",
-        "actions": [
-            {
-                "type": action.get("type", "button"),
-                "action_id": action.get("action_id", button.key),
-                "block_id": button.block_id or "",
-                "text": action.get("text") or {"type": "plain_text", "text": button.label},
-                "value": action.get("value", ""),
-                "style": action.get("style"),
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
+        "actions": [clicked],
     }
     body = urlencode({"payload": json.dumps(payload)})
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if settings.slack_signing_secret is not None:
         headers.update(slack_signature(settings.slack_signing_secret.get_secret_value(), body.encode()))
     response = await _post(settings.slack_actions_url, settings, data=body, headers=headers)
-    message.notes.append(f"@{user_name} clicked {button.label}")
+    message.notes.append(note)
     return {"status": response.status_code, "answer": response.text[:1000]}
+
+
+def _options(action: dict[str, Any]) -> list[dict[str, Any]]:
+    options = action.get("options")
+    return [o for o in options if isinstance(o, dict)] if isinstance(options, list) else []
 
 
 def slack_signature(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:

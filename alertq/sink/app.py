@@ -212,13 +212,20 @@ def create_app(settings: SinkSettings, store: Store) -> Starlette:
         if message is None:
             return JSONResponse({"error": f"no message {request.path_params['id']}"}, status_code=404)
         user_name = settings.user_name
+        selected = None
         if await request.body():
             try:
-                user_name = str((await request.json()).get("user_name") or user_name)
+                asked = await request.json()
+                user_name = str(asked.get("user_name") or user_name)
+                option = asked.get("selected_option")
             except (ValueError, AttributeError):
-                return JSONResponse({"error": 'body must be JSON like {"user_name": "alice"}'}, status_code=400)
+                return JSONResponse(
+                    {"error": 'body must be JSON like {"user_name": "alice"} (a menu: "selected_option": …)'},
+                    status_code=400,
+                )
+            selected = None if option is None else str(option)
         try:
-            result = await actions.click(message, request.path_params["action"], user_name, settings)
+            result = await actions.click(message, request.path_params["action"], user_name, settings, selected)
         except actions.ActionFailed as exc:
             message.notes.append(f"click failed: {exc.reason}")
             store.changed()

@@ -29,12 +29,22 @@ class FieldItem(BaseModel):
     short: bool = False
 
 
+class MenuOption(BaseModel):
+    text: str
+    value: str
+
+
 class Button(BaseModel):
     key: str = Field(description="What the page posts to /api/messages/<id>/actions/<key>.")
     label: str
     style: str = "default"
     url: str | None = Field(None, description="A link button: opens the URL, posts nothing.")
     interactive: bool = Field(True, description="Clicking it calls the listener (Mattermost integration, Slack app).")
+    options: list[MenuOption] = Field(
+        default_factory=list,
+        description="A menu (Mattermost `select`, Slack `static_select`): picking one posts "
+        '{"selected_option": <its value>} to /api/messages/<id>/actions/<key>.',
+    )
     # What a click sends comes from the action as it was posted; the API shows it in `payload` already.
     action: dict[str, Any] = Field(default_factory=dict, exclude=True)
     block_id: str | None = Field(None, exclude=True)
@@ -139,9 +149,9 @@ def _blocks(blocks: list[Any], keys: _ButtonKeys) -> list[Part]:
             parts.append(Part(kind="context", items=items))
         elif kind == "actions":
             buttons = [
-                keys.button(e, _text(e.get("text")), block.get("block_id"))
+                keys.button(e, _text(e.get("text") or e.get("placeholder")), block.get("block_id"))
                 for e in _dicts(block.get("elements"))
-                if e.get("type") == "button"
+                if e.get("type") in ("button", "static_select")
             ]
             parts.append(Part(kind="buttons", buttons=buttons))
         elif kind == "divider":
@@ -222,9 +232,17 @@ class _ButtonKeys:
             style=_str(action.get("style")) or "default",
             url=url,
             interactive=interactive,
+            options=_menu_options(action),
             action=action,
             block_id=block_id if isinstance(block_id, str) else None,
         )
+
+
+def _menu_options(action: dict[str, Any]) -> list[MenuOption]:
+    """A Mattermost `select` ({text, value}) or a Slack `static_select` ({text: {text}, value})."""
+    if action.get("type") not in ("select", "static_select"):
+        return []
+    return [MenuOption(text=_text(o.get("text")), value=_str(o.get("value"))) for o in _dicts(action.get("options"))]
 
 
 def _rich_text(block: dict[str, Any]) -> str:

@@ -54,9 +54,15 @@ class Sink:
         found: dict[str, Any] = response.json()
         return found
 
-    def click(self, message_id: str, key: str, user_name: str = "alice") -> requests.Response:
+    def click(
+        self, message_id: str, key: str, user_name: str = "alice", selected_option: str | None = None
+    ) -> requests.Response:
+        """Click a button, or with `selected_option` choose that option of a menu."""
         url = f"{self.url}/api/messages/{message_id}/actions/{key}"
-        return requests.post(url, json={"user_name": user_name}, timeout=20)
+        body: dict[str, Any] = {"user_name": user_name}
+        if selected_option is not None:
+            body["selected_option"] = selected_option
+        return requests.post(url, json=body, timeout=20)
 
     def calls(self, api: str | None = None, after: int = 0) -> list[dict[str, Any]]:
         """The chat API calls the sink answered, oldest first."""
