@@ -129,7 +129,12 @@ def test_edits_keep_the_buttons_on_the_lines_still_open_and_drop_them_once_none_
     problems = [problem(n) for n in range(12)]
     storms.fold(problems)
     clock.now += 300
-    storms.fold([follow_up(p, "ACKNOWLEDGEMENT") for p in problems[:4]])
+    # One acknowledgement on its own goes through its conversation: the part's edit keeps the buttons.
+    storms.conversations.deliver(follow_up(problems[0], "ACKNOWLEDGEMENT"))
+    actions = actions_of(api.posts["post1"])
+    assert actions["ackall"]["name"] == "Acknowledge all 11"
+    assert [o["text"] for o in actions["ackitem"]["options"]] == [f"web{n:02d} / Disk /" for n in range(1, 12)]
+    storms.fold([follow_up(p, "ACKNOWLEDGEMENT") for p in problems[1:4]])
     storms.fold([follow_up(p, "RECOVERY", at=400) for p in problems[4:6]])
     post = api.posts["post1"]
     assert "12 problems on 12 hosts: 6 CRITICAL, 4 acknowledged, 2 recovered" in post["message"]

@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.ack_token import DigestClaims, make_digest_token, members_hash
 from schemas.alert import AlertEvent
-from schemas.channels import MattermostSettings, SlackSettings
+from schemas.channels import AckSettings, MattermostSettings, SlackSettings
+from schemas.incident import incident_of
 from workers.channels import mattermost, slack
 from workers.conversations.render import SlackRoot, duration
-from workers.conversations.store import ConversationStore, MemberState, State
+from workers.conversations.store import ConversationStore, DigestItem, MemberState, State
 from workers.render import clip, render
 
 NAME_LIMIT = 48
@@ -79,6 +81,42 @@ def view_of(states: list[MemberState], part: int, parts: int) -> PartView:
 def part_view(store: ConversationStore, digest_id: int, part: int) -> PartView:
     """A posted digest part as the store has its lines now."""
     return view_of(store.part_lines(digest_id, part), part, store.part_count(digest_id))
+
+
+def buttons(
+    ack: AckSettings | None, digest_id: int, part: int, items: list[DigestItem], open_: list[bool], now: float
+) -> AckButtons | None:
+    """Two-way chats (`ack`: the chat's signing settings, else None): the part's signed tokens, bound to
+    its lines (schemas/ack_token.py); None when no line is open."""
+    if ack is None or ack.signing_secret is None or not any(open_):
+        return None
+    key = ack.signing_secret.get_secret_value()
+    members = members_hash([(item.incident, item.event_ids[0]) for item in items])
+    expires = int(now) + ack.token_ttl
+    every = make_digest_token(key, DigestClaims(digest_id, part, members, expires))
+    lines = tuple(
+        make_digest_token(key, DigestClaims(digest_id, part, members, expires, item.position)) if is_open else None
+        for item, is_open in zip(items, open_, strict=True)
+    )
+    return AckButtons(every, lines)
+
+
+def signed_part_view(
+    store: ConversationStore, digest_id: int, part: int, ack: AckSettings | None, now: float
+) -> PartView:
+    """A posted part as the store has it now, with the buttons of the lines still open: every edit of a
+    part (a follow-up folded by storms.py, or one delivered on its own through its conversation) shows
+    them, so an acknowledged or recovered line leaves the menu and the "Acknowledge all" count."""
+    view = part_view(store, digest_id, part)
+    items = [item for item in store.digest_items(digest_id) if item.part == part]
+    still_open = {incident_of(line.event).key for line in view.lines if line.recovery is None and not line.ack_author}
+    made = buttons(ack, digest_id, part, items, [item.incident in still_open for item in items], now)
+    if made is None:
+        return view
+    # The part's lines in the store's order: align the tokens with them.
+    by_incident = dict(zip((item.incident for item in items), made.lines, strict=True))
+    shown = tuple(by_incident.get(incident_of(line.event).key) for line in view.lines)
+    return PartView(view.lines, view.part, view.parts, AckButtons(made.every, shown))
 
 
 def parts_for(lengths: list[int], max_items: int, chat: str) -> list[int]:

@@ -312,8 +312,10 @@ class Conversations:
             member = self.store.member(conversation_id)
             view = self._view(conversation)
             try:
-                if member is not None:  # its root is a line of a digest: the part is edited
-                    self.chat.edit_digest(root, digest.part_view(self.store, member.digest_id, member.part))
+                if member is not None:  # its root is a line of a digest: the part is edited, buttons too
+                    signing = self.chat.digest_signing()
+                    shown = digest.signed_part_view(self.store, member.digest_id, member.part, signing, self.clock())
+                    self.chat.edit_digest(root, shown)
                 else:
                     self.chat.edit_root(root, view)
             except PostNotFound:

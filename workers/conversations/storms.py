@@ -37,7 +37,6 @@ import structlog
 
 from delivery.chat.outcomes import Deferred
 from delivery.outcomes import DeliveryError
-from schemas.ack_token import DigestClaims, make_digest_token, members_hash
 from schemas.alert import AlertEvent
 from schemas.channels import FoldSettings
 from schemas.incident import incident_of
@@ -302,34 +301,14 @@ class Storms:
 
     def _show_part(self, digest_id: int, part: int) -> None:
         channel, ref = self.store.digest_parts(digest_id)[part]
-        view = digest.part_view(self.store, digest_id, part)
-        items = [item for item in self.store.digest_items(digest_id) if item.part == part]
-        still_open = {
-            incident_of(line.event).key for line in view.lines if line.recovery is None and not line.ack_author
-        }
-        buttons = self._buttons(digest_id, part, items, [item.incident in still_open for item in items])
-        if buttons is not None:  # the part's lines in the store's order: align the tokens with them
-            by_incident = dict(zip((item.incident for item in items), buttons.lines, strict=True))
-            shown = tuple(by_incident.get(incident_of(line.event).key) for line in view.lines)
-            view = digest.PartView(view.lines, view.part, view.parts, digest.AckButtons(buttons.every, shown))
+        view = digest.signed_part_view(self.store, digest_id, part, self.chat.digest_signing(), self.clock())
         self.chat.edit_digest(PostRef(channel, ref), view)
 
     def _buttons(
         self, digest_id: int, part: int, items: list[DigestItem], open_: list[bool]
     ) -> digest.AckButtons | None:
         """Two-way chats: the part's signed tokens, bound to its lines (schemas/ack_token.py)."""
-        ack = self.chat.digest_signing()
-        if ack is None or ack.signing_secret is None or not any(open_):
-            return None
-        key = ack.signing_secret.get_secret_value()
-        members = members_hash([(item.incident, item.event_ids[0]) for item in items])
-        expires = int(self.clock()) + ack.token_ttl
-        every = make_digest_token(key, DigestClaims(digest_id, part, members, expires))
-        lines = tuple(
-            make_digest_token(key, DigestClaims(digest_id, part, members, expires, item.position)) if is_open else None
-            for item, is_open in zip(items, open_, strict=True)
-        )
-        return digest.AckButtons(every, lines)
+        return digest.buttons(self.chat.digest_signing(), digest_id, part, items, open_, self.clock())
 
     # -- helpers ------------------------------------------------------------------------------------------
 
