@@ -43,7 +43,7 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/mattermost/actions": {
             "post": {
-                "summary": "A Mattermost interactive button click",
+                "summary": "A Mattermost interactive button click or message menu choice",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -57,8 +57,13 @@ OPENAPI: dict[str, Any] = {
                                     "post_id": {"type": "string"},
                                     "context": {
                                         "type": "object",
-                                        "required": ["token"],
-                                        "properties": {"token": {"type": "string", "description": "signed"}},
+                                        "description": "A button: token. A digest's menu (action ackitem): the "
+                                        "chosen option's token, which Mattermost adds as selected_option.",
+                                        "properties": {
+                                            "token": {"type": "string", "description": "signed"},
+                                            "action": {"type": "string"},
+                                            "selected_option": {"type": "string", "description": "signed"},
+                                        },
                                     },
                                 },
                             }
