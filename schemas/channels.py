@@ -170,14 +170,35 @@ class FoldSettings(_Section):
         description="Seconds of the destination's rate limit the waiting notifications may take one by one; "
         "more than that are folded. A single problem in quiet times is always posted alone.",
     )
-    max_items: int = Field(100, ge=2, le=500, description="The most problems one digest post lists.")
+    max_items: int = Field(
+        200,
+        ge=2,
+        le=500,
+        description="The most problems one digest post lists (the chat's size limit may split it sooner). "
+        "Fewer, longer digests keep a storm's recoveries to few edits.",
+    )
+    max_alone: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="The most problems a destination posts alone within `hold` seconds: more are a storm and "
+        "fold, even when they trickle in no faster than the chat's rate limit (a flood of lone posts all "
+        "the same).",
+    )
     hold: float = Field(
-        3.0,
+        20.0,
         ge=0,
         le=60,
-        description="In a storm: seconds a destination collects what comes after a digest before its next "
-        "post, so a storm the core hands over over a minute is a few digests, not one post a second; "
-        "what comes then waits at most this long. 0: none. Quiet times are not affected.",
+        description="In a storm: the most seconds a destination collects what comes after a digest before "
+        "its next post, so a storm the core hands over over a minute is a few digests (and their edits on "
+        "recovery touch few posts), not one post a second. 0: no hold. Quiet times are not affected.",
+    )
+    quiet: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="In a storm: a hold ends early once nothing new came for this many seconds, so the "
+        "storm's tail is posted as soon as the core has handed it over. 0: holds always last `hold`.",
     )
 
 
@@ -314,8 +335,9 @@ class SlackSettings(TwoWayChannelSettings):
         "reserve against network jitter.",
     )
     api_update_rate_limit: RateLimit = Field(
-        default_factory=lambda: RateLimit(per_second=50 / 60, burst=5),
-        description="API mode: chat.update calls per second (Slack's Tier 3, 50 a minute).",
+        default_factory=lambda: RateLimit(per_second=50 / 60, burst=20),
+        description="API mode: chat.update calls per second (Slack's Tier 3: 50 a minute, counted per "
+        "minute, so a burst of 20 stays well inside it; a storm's recoveries edit several digests at once).",
     )
     ui_base_url: PlainHttpUrl = None
     two_way: bool = Field(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.support.conversations import api_env, root_text, roots, sqlite_store
+from tests.support.conversations import api_env, root_text, roots, sqlite_store, thread
 from tests.support.sink import Sink, sinks
 from tests.support.workers import WorkerProcess, publish
 
@@ -117,6 +117,10 @@ def test_100_problems_into_a_1_per_second_channel_are_a_few_digests_then_marked_
             return lone + marked == count
 
         recovered_in = wait_for(all_recovered, "every problem marked recovered", 120)
+        digests = [m for m in roots(sink, "slack") if "problems on" in root_text(m)]
+        wait_for(lambda: all(thread(sink, m) for m in digests), "each digest's closing reply", 30)
+        time.sleep(1.0)  # a second reply would come now
+        replies = {m["id"]: [root_text(r) for r in thread(sink, m)] for m in digests}
         refused = rate_limited(sink)
         final = [root_text(m) for m in roots(sink, "slack")]
     print(
@@ -127,6 +131,8 @@ def test_100_problems_into_a_1_per_second_channel_are_a_few_digests_then_marked_
     assert len(posts) <= 12
     assert refused == 0
     assert any("recovered" in text.splitlines()[0] for text in final if "problems on" in text)
+    # Each digest's thread: one reply once all its lines closed, not one per batch of recoveries.
+    assert all(len(texts) == 1 and texts[0].startswith("All closed") for texts in replies.values()), replies
 
 
 def test_a_worker_killed_mid_digest_leaves_every_problem_shown_once(

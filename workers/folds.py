@@ -7,39 +7,64 @@ batch is exactly what the chat could not take yet. A batch of one, the rule in q
 delivered alone at once. Nothing waits here unacked for longer than the delivery before it takes; at
 shutdown `cancel_waiting` hands back what has not started, for the broker to redeliver.
 
-In a storm the runner may ask the lane to hold (it returns seconds > 0, after a digest): the lane then
-collects for that long before its next batch, so a storm that trickles in over a minute (a core handing
-over a few notifications a second) is a digest every few seconds, not a post per second of the chat's
-rate. Shutdown ends a hold at once.
+In a storm the runner asks the lane to hold (it returns a `Hold`, after a digest): what comes next is
+collected for up to `Hold.longest` seconds before the next batch, so a storm that trickles in over a
+minute (a core handing over a dozen notifications a second) is a digest every few seconds, not a post
+per second of the chat's rate, and each digest's later edits (recoveries) touch few posts. The hold ends
+early once nothing new came for `Hold.quiet` seconds: the storm's tail is posted as soon as the core
+has handed it over, not a whole hold later. A hold only collects what comes while it lasts: a
+notification arriving after it (quiet times again) is taken at once. Shutdown ends a hold at once.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
 
 from delivery.chat.budget import RateBudget
+from schemas.channels import FoldSettings
 
 Item = TypeVar("Item")
 
 log = structlog.get_logger("alertq.worker")
 
 
+@dataclass(frozen=True)
+class Hold:
+    """After a folded batch: collect what comes for up to `longest` seconds (from the first arrival),
+    ending early after `quiet` seconds with nothing new."""
+
+    longest: float = 0.0
+    quiet: float = 0.0
+
+
+NO_HOLD = Hold()
+
+
+def hold_of(fold: FoldSettings) -> Hold:
+    return Hold(fold.hold, fold.quiet)
+
+
 class _FoldLane(Generic[Item]):
     def __init__(self) -> None:
         self.waiting: list[Item] = []
+        self.first_at = 0.0  # monotonic arrival of the oldest waiting item
+        self.last_at = 0.0  # … and of the newest
         self.wake = threading.Condition()
         self.stopped = False
         self.thread: threading.Thread | None = None
 
 
 class FoldLanes(Generic[Item]):
-    def __init__(self, run: Callable[[str, list[Item]], float]) -> None:
+    def __init__(self, run: Callable[[str, list[Item]], Hold], clock: Callable[[], float] = time.monotonic) -> None:
         self.run = run
+        self.clock = clock
         self._lanes: dict[str, _FoldLane[Item]] = {}
         self._lock = threading.Lock()
 
@@ -53,6 +78,9 @@ class FoldLanes(Generic[Item]):
                 )
                 lane.thread.start()
         with lane.wake:
+            lane.last_at = self.clock()
+            if not lane.waiting:
+                lane.first_at = lane.last_at
             lane.waiting.append(item)
             lane.wake.notify()
 
@@ -89,43 +117,63 @@ class FoldLanes(Generic[Item]):
                 lane.thread.join()
 
     def _work(self, target: str, lane: _FoldLane[Item]) -> None:
+        hold = NO_HOLD
         while True:
             with lane.wake:
+                if hold.longest > 0:
+                    self._collect(lane, hold)
                 while not lane.waiting and not lane.stopped:
                     lane.wake.wait()
                 if lane.stopped:
                     return
                 batch, lane.waiting = lane.waiting, []
-            hold = 0.0
+            hold = NO_HOLD
             try:
                 hold = self.run(target, batch)
             except Exception as exc:  # the runner's own bug: the lane lives on (the broker redelivers)
                 log.exception("worker.fold_lane_failed", error=type(exc).__name__)
-            if hold > 0:
-                with lane.wake:
-                    lane.wake.wait_for(lambda: lane.stopped, timeout=hold)
+
+    def _collect(self, lane: _FoldLane[Item], hold: Hold) -> None:
+        """Under `lane.wake`: hold after a folded batch. Nothing comes within `hold.longest`: the storm is
+        over, return (the next arrival is taken at once). Else collect until the oldest waited
+        `hold.longest` or `hold.quiet` seconds passed with nothing new."""
+        started = self.clock()
+        while not lane.stopped:
+            now = self.clock()
+            if not lane.waiting:
+                if now - started >= hold.longest:
+                    return
+                lane.wake.wait(started + hold.longest - now)
+                continue
+            ends = lane.first_at + hold.longest
+            if hold.quiet > 0:
+                ends = min(ends, lane.last_at + hold.quiet)
+            if now >= ends:
+                return
+            lane.wake.wait(ends - now)
 
 
 class StormRule:
     """The fold rule and the pacing for notifiers that fold without a chat API client (webhook mode, the
-    generic webhook): per target a rate budget of the channel's `rate_limit`, which every post of the
-    target takes from (`pace`), so the rule sees what is left of it.
+    generic webhook, e-mail): per target a rate budget of the channel's `rate_limit`, which every post of
+    the target takes from (`pace`), so the rule sees what is left of it.
 
     A batch is worth folding when it needs more posts than the budget lets out within `fold.window`
-    seconds; once a target is in a storm (folded less than `hold` + `window` seconds ago), whenever it
-    needs more than one (the lane held it `hold` seconds: a storm that trickles in stays folded)."""
+    seconds, or more than `fold.max_alone` would have gone out alone within `fold.hold` seconds (a storm
+    that trickles in); once a target is in a storm (folded less than `hold` + `window` seconds ago),
+    whenever it needs more than one (the lane held it: a storm that trickles in stays folded)."""
 
     def __init__(
-        self, per_second: float, burst: int, window: float, hold: float, clock: Callable[[], float] | None = None
+        self, per_second: float, burst: int, fold: FoldSettings, clock: Callable[[], float] | None = None
     ) -> None:
         self.per_second = per_second
         self.burst = burst
-        self.window = window
-        self.hold = hold
+        self.fold = fold
         self.clock = clock or time.monotonic
         self._sleep = time.sleep
         self._budgets: dict[str, RateBudget] = {}
         self._storm_until: dict[str, float] = {}
+        self._alone: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def budget(self, target: str) -> RateBudget:
@@ -144,10 +192,15 @@ class StormRule:
     def worth_folding(self, target: str, needed: int) -> bool:
         now = self.clock()
         with self._lock:
+            alone = self._alone.setdefault(target, deque())
+            while alone and alone[0] <= now - self.fold.hold:
+                alone.popleft()
             storming = now < self._storm_until.get(target, 0.0)
-        room = 1 if storming else self.budget(target).capacity(now, self.window)
-        if needed <= room:
-            return False
+            trickle = len(alone) + needed > self.fold.max_alone
+        room = 1 if storming else self.budget(target).capacity(now, self.fold.window)
         with self._lock:
-            self._storm_until[target] = now + self.hold + self.window
+            if needed <= room and not trickle:
+                alone.extend([now] * needed)
+                return False
+            self._storm_until[target] = now + self.fold.hold + self.fold.window
         return True

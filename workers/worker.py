@@ -53,7 +53,7 @@ from workers import age_limit, fallback, metrics, one_cpu, receipts, retries
 from workers.channels import load_notifier
 from workers.channels.base import ONE_BY_ONE, Notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
-from workers.folds import FoldLanes
+from workers.folds import NO_HOLD, FoldLanes, Hold
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
 from workers.receipts import Receipt
@@ -150,10 +150,10 @@ class Worker:
 
     # ---- in a lane thread ---------------------------------------------------------------------------
 
-    def run_fold(self, target: str, batch: list[tuple[Delivery, AlertEvent]]) -> float:
+    def run_fold(self, target: str, batch: list[tuple[Delivery, AlertEvent]]) -> Hold:
         """In a fold lane (folds.py): what waited for `target` together. The notifier folds what it
         cannot send one by one in time (a digest); each event's outcome is settled as `attempt` does.
-        Returns the seconds the lane holds before its next batch: the notifier's hold after a fold."""
+        Returns how the lane holds before its next batch: the notifier's hold after a fold."""
         live = []
         for delivery, event in batch:
             if self.consumer.current(delivery):
@@ -163,7 +163,7 @@ class Worker:
                     "delivery.skipped", **delivery.log_fields(), reason="connection lost; the broker redelivers it"
                 )
         if not live:
-            return 0.0
+            return NO_HOLD
         now = datetime.now(UTC)
         foldable = []
         for delivery, event in live:
@@ -178,11 +178,11 @@ class Worker:
             log.exception("delivery.fold_crashed", channel=self.channel, target=target, error=type(exc).__name__)
             for delivery, _ in foldable:
                 self.consumer.settle_threadsafe(delivery, Settlement(requeue=True))
-            return 0.0
+            return NO_HOLD
         if outcomes is None:
             for delivery, event in foldable:
                 self.attempt(delivery, event, target)
-            return 0.0
+            return NO_HOLD
         alone = []
         for delivery, event in foldable:
             outcome = outcomes.get(event.event_id, ONE_BY_ONE)

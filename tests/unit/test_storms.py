@@ -4,6 +4,7 @@ checked is what a reader sees: which posts, which lines, every problem once."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.unit.test_conversation_flow import Clock, RecordingChat, event
 from workers.channels.base import ONE_BY_ONE
 from workers.conversations.flow import Conversations
 from workers.conversations.storms import Storms
+from workers.folds import NO_HOLD, Hold
 
 
 def problem(host: int, contact: str = "alice", state: int = 2, at: float = 0) -> AlertEvent:
@@ -54,9 +56,23 @@ def storms(flow: Conversations, max_items: int = 100) -> Storms:
 
 
 def test_what_the_budget_lets_out_in_time_goes_one_by_one(flow: Conversations, chat: RecordingChat) -> None:
-    events = [problem(n) for n in range(7)]
+    events = [problem(n) for n in range(5)]
     assert storms(flow).fold(events) is None  # the worker sends each alone
     assert chat.calls == []
+
+
+def test_a_storm_trickling_in_at_the_chats_own_rate_folds_after_max_alone_lone_posts(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    folding = Storms(flow, FoldSettings(max_alone=3, hold=20), clock=flow.clock)
+    for n in range(3):  # one a second: the budget lets each out alone
+        assert folding.fold([problem(n)]) is None
+        clock.now += 1
+    fourth = [problem(3)]
+    assert folding.fold(fourth) == {fourth[0].event_id: None}  # the 4th within 20 s: a digest of one
+    assert [call[0] for call in chat.calls] == ["digest"]
+    clock.now += 60  # quiet again: alone
+    assert folding.fold([problem(9)]) is None
 
 
 def test_a_storm_is_one_digest_listing_each_problem_once_whatever_the_contacts(
@@ -106,7 +122,7 @@ def test_a_live_claim_of_another_worker_makes_its_events_wait(flow: Conversation
     assert storms(flow).fold(events) == {e.event_id: None for e in events}
 
 
-def test_recoveries_of_folded_problems_edit_the_digest_once_and_reply_once(
+def test_a_storm_of_recoveries_edits_the_digest_per_batch_and_replies_once_when_all_closed(
     flow: Conversations, chat: RecordingChat, clock: Clock
 ) -> None:
     problems = [problem(n) for n in range(20)]
@@ -115,10 +131,27 @@ def test_recoveries_of_folded_problems_edit_the_digest_once_and_reply_once(
     recoveries = [follow_up(p, "RECOVERY", contact) for p in problems[:12] for contact in ("alice", "bob")]
     outcomes = storms(flow).fold(recoveries)
     assert outcomes == {e.event_id: None for e in recoveries}
-    assert chat.calls[1:] == [
-        ("edit-digest", "post1 20 problems on 20 hosts: 8 CRITICAL, 12 recovered"),
-        ("reply", "post1 12 recovered: " + ", ".join(f"web{n:02d} / Disk /" for n in range(12))),
+    # The edit shows them; a reply per batch would flood the thread as the posts would have flooded the channel.
+    assert chat.calls[1:] == [("edit-digest", "post1 20 problems on 20 hosts: 8 CRITICAL, 12 recovered")]
+    clock.now += 5
+    rest = [follow_up(p, "RECOVERY", contact) for p in problems[12:] for contact in ("alice", "bob")]
+    assert storms(flow).fold(rest) == {e.event_id: None for e in rest}
+    assert chat.calls[2:] == [
+        ("edit-digest", "post1 20 problems on 20 hosts: 20 recovered"),
+        ("reply", "post1 All closed: 20 problems on 20 hosts: 20 recovered"),
     ]
+
+
+def test_acknowledgements_of_folded_problems_in_a_storm_are_listed_in_the_digest_thread(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    problems = [problem(n) for n in range(20)]
+    storms(flow).fold(problems)
+    clock.now += 300
+    acks = [follow_up(p, "ACKNOWLEDGEMENT", contact) for p in problems[:12] for contact in ("alice", "bob")]
+    assert storms(flow).fold(acks) == {e.event_id: None for e in acks}
+    assert chat.calls[1][0] == "edit-digest"
+    assert chat.calls[2] == ("reply", "post1 12 acknowledged: " + ", ".join(f"web{n:02d} / Disk /" for n in range(12)))
 
 
 def test_one_recovery_of_a_folded_problem_edits_its_digest_line_through_the_conversation(
@@ -172,27 +205,83 @@ def test_a_storm_that_trickles_in_stays_folded_until_it_has_been_quiet_for_the_h
     assert folding.fold(late) is None
 
 
-def test_a_fold_lane_holds_after_a_folded_batch_and_takes_what_came_meanwhile_as_one() -> None:
+def test_in_a_storm_even_one_new_problem_or_one_recovery_takes_the_digest_path(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    folding = Storms(flow, FoldSettings(hold=3, window=2), clock=flow.clock)
+    first = [problem(n) for n in range(20)]
+    folding.fold(first)
+    clock.now += 3
+    one = [problem(40, "alice"), problem(40, "bob")]  # one problem, two contacts
+    assert folding.fold(one) == {e.event_id: None for e in one}
+    clock.now += 3
+    recovery = [follow_up(first[0], "RECOVERY")]
+    assert folding.fold(recovery) == {recovery[0].event_id: None}
+    # A digest of one line (no lone root to edit and reply to later), then the line marked: no reply yet.
+    assert [call[0] for call in chat.calls] == ["digest", "digest", "edit-digest"]
+
+
+def lane_batches(holds: list[Hold], arrivals: list[tuple[float, int]], settle: float) -> list[tuple[float, list[int]]]:
+    """Run a fold lane whose runner answers `holds` in turn (then no hold); submit each item after its
+    delay; return each batch with the seconds from the first submit until it ran."""
     import threading
-    import time
 
     from workers.folds import FoldLanes
 
-    batches: list[list[int]] = []
-    done = threading.Event()
+    batches: list[tuple[float, list[int]]] = []
+    started = time.monotonic()
+    lock = threading.Lock()
 
-    def run(target: str, batch: list[int]) -> float:
-        batches.append(batch)
-        if sum(len(b) for b in batches) == 6:
-            done.set()
-        return 0.5 if len(batches) == 1 else 0.0
+    def run(target: str, batch: list[int]) -> Hold:
+        with lock:
+            batches.append((time.monotonic() - started, batch))
+            return holds[len(batches) - 1] if len(batches) <= len(holds) else NO_HOLD
 
     lanes: FoldLanes[int] = FoldLanes(run)
-    lanes.submit("chat", 1)
-    time.sleep(0.1)  # the first batch ran; its lane holds now
-    for n in range(2, 7):
-        lanes.submit("chat", n)
-        time.sleep(0.02)
-    assert done.wait(5)
+    for delay, item in arrivals:
+        time.sleep(delay)
+        lanes.submit("chat", item)
+    time.sleep(settle)
     lanes.shutdown()
-    assert batches == [[1], [2, 3, 4, 5, 6]]
+    return batches
+
+
+def test_a_fold_lane_holds_after_a_folded_batch_and_takes_what_came_meanwhile_as_one() -> None:
+    batches = lane_batches([Hold(0.25)], [(0, 1), (0.05, 2), *((0.01, n) for n in range(3, 7))], settle=0.4)
+    assert [batch for _, batch in batches] == [[1], [2, 3, 4, 5, 6]]
+    assert batches[1][0] >= 0.25  # held: the first of them waited the hold out
+
+
+def test_a_hold_ends_early_once_nothing_new_came_for_the_quiet_time() -> None:
+    # The storm's tail: a few more, then nothing; posted a quiet time after the last, not a hold later.
+    batches = lane_batches([Hold(5.0, quiet=0.15)], [(0, 1), (0.03, 2), (0.03, 3)], settle=0.4)
+    assert [batch for _, batch in batches] == [[1], [2, 3]]
+    assert 0.15 <= batches[1][0] < 1.0
+
+
+def test_a_hold_lasts_at_most_its_longest_while_a_storm_keeps_coming() -> None:
+    # A trickle that is never quiet for 0.15 s: cut at 0.3 s from the first arrival, the rest held again.
+    arrivals = [(0, 0), *((0.05, n) for n in range(1, 13))]
+    batches = lane_batches([Hold(0.3, quiet=0.15), Hold(0.3, quiet=0.15)], arrivals, settle=0.5)
+    assert [n for _, batch in batches for n in batch] == list(range(13))  # each once, in order
+    assert len(batches) == 3
+    assert 4 <= len(batches[1][1]) <= 8  # about 0.3 s of arrivals
+
+
+def test_after_a_hold_with_nothing_coming_the_next_arrival_is_taken_at_once() -> None:
+    batches = lane_batches([Hold(0.15, quiet=0.05)], [(0, 1), (0.3, 2)], settle=0.15)
+    assert [batch for _, batch in batches] == [[1], [2]]
+    assert batches[1][0] - 0.3 < 0.1  # no hold: quiet times again
+
+
+def test_the_webhook_and_email_rule_folds_a_trickle_after_max_alone_lone_sends() -> None:
+    from workers.folds import StormRule
+
+    now = [100.0]
+    rule = StormRule(1.0, 5, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0])
+    for _ in range(3):  # the budget lets each out alone, one a second
+        assert not rule.worth_folding("hook", 1)
+        now[0] += 1
+    assert rule.worth_folding("hook", 1)  # the 4th within 20 s: a storm
+    now[0] += 60
+    assert not rule.worth_folding("hook", 1)  # quiet again

@@ -14,6 +14,7 @@ from typing import ClassVar, Final
 
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings
+from workers.folds import NO_HOLD, Hold
 
 ONE_BY_ONE: Final = "one-by-one"  # a folded batch's answer for an event the runtime delivers alone
 
@@ -57,9 +58,9 @@ class Notifier:
         the whole batch: nothing worth folding, send each alone."""
         return None
 
-    def fold_hold(self) -> float:
-        """Seconds a target collects after a batch that was folded before its next one (a storm)."""
-        return 0.0
+    def fold_hold(self) -> Hold:
+        """How a target collects after a batch that was folded, before its next one (a storm)."""
+        return NO_HOLD
 
     def send(self, event: AlertEvent, body: bytes | None = None) -> None:
         """Deliver `event`. `body` is the message exactly as it came from the broker (None: not from a

@@ -29,7 +29,7 @@ from delivery.outcomes import Permanent, Retryable
 from schemas.alert import AlertEvent
 from schemas.channels import PLAIN_ADDRESS, ChannelSettings, EmailSettings
 from workers.channels.base import ONE_BY_ONE, Notifier
-from workers.folds import StormRule
+from workers.folds import NO_HOLD, Hold, StormRule, hold_of
 from workers.render import Notice, one_line, render
 
 log = structlog.get_logger(__name__)
@@ -112,7 +112,7 @@ class EmailNotifier(Notifier):
             raise TypeError("EmailNotifier needs EmailSettings")
         self.config = settings
         rate, fold = settings.rate_limit, settings.fold
-        self.rule = StormRule(rate.per_second, rate.burst, fold.window, fold.hold) if fold.enabled else None
+        self.rule = StormRule(rate.per_second, rate.burst, fold) if fold.enabled else None
 
     def paces_itself(self, event: AlertEvent) -> bool:
         return self.rule is not None  # folding: the storm rule's budget paces every mail
@@ -120,8 +120,8 @@ class EmailNotifier(Notifier):
     def may_fold(self, event: AlertEvent) -> bool:
         return self.rule is not None
 
-    def fold_hold(self) -> float:
-        return self.config.fold.hold if self.rule is not None else 0.0
+    def fold_hold(self) -> Hold:
+        return hold_of(self.config.fold) if self.rule is not None else NO_HOLD
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
         if self.rule is None or not events or not self.rule.worth_folding(self.target(events[0]), len(events)):

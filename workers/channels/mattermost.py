@@ -18,6 +18,7 @@ from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, MattermostSettings
 from workers.channels.base import Notifier
 from workers.channels.buttons import buttons_for
+from workers.folds import NO_HOLD, Hold, hold_of
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -93,8 +94,8 @@ class MattermostNotifier(Notifier):
             return self.webhook_storms.fold(self.target(events[0]), events, self._destination, self._post_digest)
         return None
 
-    def fold_hold(self) -> float:
-        return self.config.fold.hold if self.storms is not None or self.webhook_storms is not None else 0.0
+    def fold_hold(self) -> Hold:
+        return hold_of(self.config.fold) if self.storms is not None or self.webhook_storms is not None else NO_HOLD
 
     def _channel(self, event: AlertEvent) -> str:
         # An escalation step names the contact's own channel or @user; otherwise the configured override.

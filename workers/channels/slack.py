@@ -20,6 +20,7 @@ from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, SlackSettings
 from workers.channels.base import Notifier
 from workers.channels.buttons import buttons_for
+from workers.folds import NO_HOLD, Hold, hold_of
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
@@ -120,8 +121,8 @@ class SlackNotifier(Notifier):
             )
         return None
 
-    def fold_hold(self) -> float:
-        return self.config.fold.hold if self.storms is not None or self.webhook_storms is not None else 0.0
+    def fold_hold(self) -> Hold:
+        return hold_of(self.config.fold) if self.storms is not None or self.webhook_storms is not None else NO_HOLD
 
     def _post_digest(self, destination: str, view: PartView) -> None:
         from workers.conversations import digest

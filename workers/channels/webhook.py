@@ -27,7 +27,7 @@ from delivery.outcomes import DeliveryError, Permanent
 from schemas.alert import AlertEvent
 from schemas.channels import ChannelSettings, FoldSettings, WebhookSettings
 from workers.channels.base import Notifier
-from workers.folds import StormRule
+from workers.folds import NO_HOLD, Hold, StormRule, hold_of
 
 EVENT_ID_HEADER = "X-Alertq-Event-Id"
 DIGEST_HEADER = "X-Alertq-Digest"
@@ -54,7 +54,7 @@ class WebhookNotifier(Notifier):
         self.config = settings
         self.client = HttpClient(settings.http, user_agent="alertq-webhook")
         rate = settings.rate_limit
-        self.rule = StormRule(rate.per_second, rate.burst, FOLD.window, FOLD.hold) if settings.fold else None
+        self.rule = StormRule(rate.per_second, rate.burst, FOLD) if settings.fold else None
 
     def url_for(self, event: AlertEvent) -> str | None:
         name = event.contact.name if event.contact is not None else None
@@ -72,8 +72,8 @@ class WebhookNotifier(Notifier):
     def may_fold(self, event: AlertEvent) -> bool:
         return self.rule is not None
 
-    def fold_hold(self) -> float:
-        return FOLD.hold if self.rule is not None else 0.0
+    def fold_hold(self) -> Hold:
+        return hold_of(FOLD) if self.rule is not None else NO_HOLD
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
         if self.rule is None or not events:

@@ -340,6 +340,21 @@ def mattermost_ack_attachments(view: PartView, settings: MattermostSettings) -> 
     return [{"fallback": mattermost.no_mentions(label), "text": "", "actions": actions}]
 
 
+def storm_reply(chat: str, events: list[AlertEvent], view: PartView) -> str | None:
+    """The thread reply for a batch of follow-ups of one digest part (`view`: the part as edited), or
+    None: acknowledgements are listed (people acted); recoveries only once the part has nothing open
+    left, as one closing line; before that the edited lines show them."""
+    acknowledged = [event for event in events if event.notification_type != "RECOVERY"]
+    done = all(line.recovery is not None or line.ack_author for line in view.lines)
+    out = []
+    if acknowledged:
+        out.append(follow_up_text(chat, acknowledged))
+    if done:
+        escape = slack.escape if chat == "slack" else mattermost.escape
+        out.append("All closed: " + escape(headline(view)))
+    return "\n".join(out) if out else None
+
+
 def follow_up_text(chat: str, events: list[AlertEvent]) -> str:
     """One thread reply for the follow-ups of several lines: "3 recovered: web01 / Disk, …"."""
     by_kind: dict[str, list[str]] = {}

@@ -51,8 +51,6 @@ def webhook_storms_for(
     the channel's `rate_limit` (the notifier then paces its posts one by one too)."""
     if settings.api_mode or not settings.fold.enabled:
         return None
-    rule = StormRule(
-        settings.rate_limit.per_second, settings.rate_limit.burst, settings.fold.window, settings.fold.hold
-    )
+    rule = StormRule(settings.rate_limit.per_second, settings.rate_limit.burst, settings.fold)
     chat = "mattermost" if isinstance(settings, MattermostSettings) else "slack"
     return WebhookStorms(chat, rule, settings.fold.max_items, folds)

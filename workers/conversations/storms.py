@@ -13,15 +13,18 @@ answers, per event, what became of it. Read it top-down:
 3. Worth folding? Only when the posts the batch needs one by one are more than the chat's rate budget
    lets out within `fold.window` seconds; else everything goes one by one, as without folding: a
    single problem in quiet times is posted alone, at once. Once a destination is in a storm (it got a
-   digest less than `fold.hold` + `fold.window` seconds ago), any batch needing more than one post is
-   folded: the worker's lane held it for `fold.hold` seconds (workers/folds.py), and the storm is not
-   over just because the core hands its notifications over slowly.
+   digest less than `fold.hold` + `fold.window` seconds ago), new problems and follow-ups of digest
+   lines are always folded, even one; so are new problems once more than `fold.max_alone` would have
+   gone out alone within `fold.hold` seconds (a storm that trickles in). The worker's lane held them
+   (workers/folds.py), and the storm is not over just because the core hands it over slowly.
 4. New lines become a digest: made in the store first (every event id in exactly one digest, the split
    into parts fixed), then each part is posted and recorded with its lines' conversations in one
    transaction; the batch's events are done only when every part is posted. A failed post releases
    the digest: its events are retried, and whoever holds them next posts the parts still missing.
 5. Follow-ups of one digest part: the store's state of each incident changes (as one by one), then the
-   part is edited once (lines marked, headline counts) and one reply in its thread lists them.
+   part is edited once (lines marked, headline counts). Its thread gets a reply for acknowledgements
+   (people acted) and one when its last open line closes; the recoveries of a storm in between are
+   shown by the edits alone: a reply per batch and part would be the flood folding exists to prevent.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -73,6 +77,7 @@ class Storms:
         self.clock = clock
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"  # this process, as a digest's claimer
         self._storm_until: dict[str, float] = {}  # destination key → when its storm is over, unless fed
+        self._alone: dict[str, deque[float]] = {}  # destination key → when its latest lone problems went out
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
         """What became of each event of one destination's batch; None: nothing worth folding, deliver
@@ -98,9 +103,19 @@ class Storms:
         needed = len(sorted_.lines) + sum(len(group) for group in sorted_.follow_ups.values())
         needed += len(sorted_.one_by_one)
         now = self.clock()
+        alone = self._alone.setdefault(destination.key, deque())
+        while alone and alone[0] <= now - self.settings.hold:
+            alone.popleft()
+        # A storm: a digest went out lately, or more problems would go out alone within `hold` seconds
+        # than `max_alone` (a storm that trickles in at the chat's own rate still floods the channel).
         storming = now < self._storm_until.get(destination.key, 0.0)
+        storming = storming or (bool(sorted_.lines) and len(alone) + len(sorted_.lines) > self.settings.max_alone)
         room = 1 if storming else self.chat.post_capacity(destination, self.settings.window)
-        if not resend and needed <= room:
+        # In a storm even one new problem or one follow-up takes the digest path: a lone root would cost
+        # a post now and an edit and a reply when it recovers, a digest line one post and one edit.
+        worth = bool(resend) or needed > room or (storming and not sorted_.one_by_one)
+        if not worth:
+            alone.extend([now] * len(sorted_.lines))
             if not outcomes:
                 return None
             return {**outcomes, **{event.event_id: ONE_BY_ONE for event in rest}}
@@ -283,26 +298,30 @@ class Storms:
 
         def show() -> None:
             try:
-                self._show_part(digest_id, part)
-                [(channel, ref)] = [self.store.digest_parts(digest_id)[part]]
-                self.chat.reply_text(PostRef(channel, ref), digest.follow_up_text(self.chat.chat, [e for _, e in mine]))
+                view = self._show_part(digest_id, part)
+                reply = digest.storm_reply(self.chat.chat, [e for _, e in mine], view)
+                if reply is not None:
+                    [(channel, ref)] = [self.store.digest_parts(digest_id)[part]]
+                    self.chat.reply_text(PostRef(channel, ref), reply)
             except DeliveryError:
                 for conversation_id, event in mine:
                     self.store.release(conversation_id, fingerprint(event), event.event_id)
                 raise
             done_at = self.clock()
             for conversation_id, event in mine:
-                self.store.done(conversation_id, fingerprint(event), event.event_id, "digest-edit+reply", done_at)
+                self.store.done(conversation_id, fingerprint(event), event.event_id, "digest-edit", done_at)
                 for copy in copies[(conversation_id, fingerprint(event))]:
                     self.store.done(conversation_id, None, copy.event_id, "folded", done_at)
             log.info("digest.follow_ups", digest=digest_id, part=part, events=len(mine))
 
         self._settle(outcomes, ids, show)
 
-    def _show_part(self, digest_id: int, part: int) -> None:
+    def _show_part(self, digest_id: int, part: int) -> digest.PartView:
+        """Edit the posted part to show its lines as the store has them now; the view shown."""
         channel, ref = self.store.digest_parts(digest_id)[part]
         view = digest.signed_part_view(self.store, digest_id, part, self.chat.digest_signing(), self.clock())
         self.chat.edit_digest(PostRef(channel, ref), view)
+        return view
 
     def _buttons(
         self, digest_id: int, part: int, items: list[DigestItem], open_: list[bool]
