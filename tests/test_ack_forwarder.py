@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +15,8 @@ from typing import Any
 
 import pika
 import pytest
+import requests
+from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -20,12 +24,15 @@ from broker import names
 from broker.publisher import ConfirmedPublisher, json_properties
 from cores.nagios import command_line
 from schemas.ack import AckMessage, Reply
+from schemas.ack_token import token_for
+from schemas.alert import AlertEvent
+from schemas.channels import AckSettings
 from schemas.settings import Settings
 from tests.conftest import run
 from tests.support import amqp
-from tests.support.ack_processes import Running, ack_forwarder
+from tests.support.ack_processes import SIGNING_SECRET, Running, ack_forwarder, ack_listener
 from tests.support.oitc import OitcStandIn
-from tests.support.rabbit import PrivateNode
+from tests.support.rabbit import PrivateNode, free_port
 
 API_KEY = "oitc-api-key-5f1e2d3c4b5a"
 
@@ -391,3 +398,49 @@ def test_a_failed_ack_tells_the_chat_why_in_words_and_keeps_paths_for_the_log(
     # The operator still learns where: the dead letter and the log keep the detail.
     assert str(missing) in dead.headers[names.HEADER_LAST_ERROR]
     assert str(missing) in forwarder.log_text()
+
+
+def test_latin1_names_from_alertq_enqueue_reach_the_command_file_through_a_button_as_valid_text(
+    declared: Settings, alertq_env: dict[str, str], amqp_url: str, tmp_path: Path
+) -> None:
+    """Issue 11 item 1: a core with Latin-1 object names passes raw bytes; replaced at the door, they
+    must not trip the button, the listener, the forwarder or the write to the command file."""
+    enqueued = subprocess.run(
+        [
+            b"alertq-enqueue",
+            *(b"--channel", b"mattermost", b"--type", b"Service", b"--notificationtype", b"PROBLEM", b"--state", b"2"),
+            *(b"--hostuuid", b"caf\xe9-db01", b"--serviceuuid", b"Disque \xe9tat"),  # Latin-1 é, not UTF-8
+            *(b"--output", b"\xe9chec: disque plein"),
+        ],
+        env=alertq_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (enqueued.returncode, enqueued.stderr) == (0, b"")
+    [message] = amqp.take(amqp_url, names.notify_queue("mattermost"), 1)
+    event = AlertEvent.model_validate_json(message.body)
+    button = token_for(event, AckSettings(signing_secret=SecretStr(SIGNING_SECRET)), now=time.time())
+    command_file = tmp_path / "nagios.cmd"  # a plain file stands in for the core's pipe: it keeps the bytes
+    command_file.touch()
+
+    with (
+        ack_listener(alertq_env, tmp_path / "listener.log", free_port()) as listener,
+        ack_forwarder(alertq_env, tmp_path / "fwd.log", kind="nagios", command_file=str(command_file)) as forwarder,
+    ):
+        click = {
+            "user_name": "jdoe",
+            "channel_name": "ops",
+            "post_id": "p1",
+            "context": {"action": "ack", "token": button},
+        }
+        answer = requests.post(f"{listener.url}/mattermost/actions", json=click, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert "update" in answer.json(), answer.text
+        wait_for_line(forwarder, "ack_forwarder.acknowledged")
+
+    line = command_file.read_bytes().decode("utf-8")  # strict: a stray byte would fail here
+    assert re.fullmatch(
+        r"\[\d+\] ACKNOWLEDGE_SVC_PROBLEM;caf\ufffd-db01;Disque \ufffdtat;2;1;1;jdoe;[^\n;]*\n", line
+    ), line
+    assert "Traceback" not in listener.log_text() + forwarder.log_text()

@@ -368,3 +368,56 @@ channels = ["webhook"]
     assert (unknown["policy"], unknown["key"]) == ("no-such-policy", "db02/s-uuid")
     time.sleep(1.5)
     assert len(steps_seen(hook)) == 1 and len(escalator.events("escalator.opened")) == 1
+
+
+LATIN1_CORE = """
+[policies.cafe]
+hosts = ["caf*"]
+
+[[policies.cafe.steps]]
+after = "1s"
+notify = ["alice"]
+channels = ["webhook"]
+
+[[policies.cafe.steps]]
+after = "2s"
+notify = ["bob"]
+channels = ["webhook"]
+"""
+
+
+def test_latin1_names_from_alertq_enqueue_escalate_and_an_ack_of_them_ends_the_incident(
+    escalation: Callable[..., EscalatorProcess], alertq_env: dict[str, str], amqp_url: str, hook: Endpoint
+) -> None:
+    """Issue 11 item 1: the bytes a Latin-1 core passes are replaced at the door; what is left must not
+    trip the escalator either (incident key, state store, its notifications, the ack that ends it)."""
+    import subprocess
+
+    escalator = escalation(LATIN1_CORE)
+    enqueued = subprocess.run(
+        [
+            b"alertq-enqueue",
+            *(b"--channel", b"webhook", b"--type", b"Service", b"--notificationtype", b"PROBLEM", b"--state", b"2"),
+            *(b"--hostuuid", b"caf\xe9-db01", b"--serviceuuid", b"Disque \xe9tat"),  # Latin-1 é, not UTF-8
+            *(b"--output", b"\xe9chec: disque plein"),
+        ],
+        env=alertq_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (enqueued.returncode, enqueued.stderr) == (0, b"")
+
+    [first] = wait_steps(hook, 1, timeout=10)
+    assert (first.key, first.contact, first.step) == ("caf\ufffd-db01/Disque \ufffdtat", "alice", 1)
+    assert first.body["escalation"]["policy"] == "cafe" and first.body["output"] == "\ufffdchec: disque plein"
+    [opened] = escalator.events("escalator.opened")
+    assert opened["key"] == "caf\ufffd-db01/Disque \ufffdtat"
+
+    publish_ack(amqp_url, first.body)  # the chat's ack names the object as the event did
+    [closed] = escalator.wait_log("escalator.closed", timeout=5)
+    assert closed["key"] == opened["key"]
+    time.sleep(3)  # step 2 was due 2 s after step 1
+    assert [s.step for s in steps_seen(hook)] == [1]
+    assert "Traceback" not in escalator.text()
+    assert not [line for line in escalator.lines() if line.get("level") in ("error", "critical")]
