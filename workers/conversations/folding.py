@@ -56,17 +56,7 @@ class WebhookFolds:
         incident = incident_of(event).key
         print_ = fingerprint(event)
         try:
-            decision = self.store.webhook_claim(
-                destination,
-                incident,
-                print_,
-                event_id=event.event_id,
-                contact=contact_of(event),
-                created=event.created_at.timestamp(),
-                now=self.clock(),
-                lease=self.settings.claim_lease,
-                window=self.window,
-            )
+            decision = self.claim(destination, incident, print_, event)
         except Exception as exc:  # the store's trouble must never cost a notification
             log.warning("delivery.dedupe_unavailable", event_id=event.event_id, error=_describe(exc))
             send()
@@ -86,6 +76,21 @@ class WebhookFolds:
             self.store.webhook_posted(destination, incident, print_, event.event_id, self.clock())
         except Exception as exc:  # posted: other copies wait for the lease and post too, not lost
             log.warning("delivery.dedupe_unavailable", event_id=event.event_id, error=_describe(exc))
+
+    def claim(self, destination: str, incident: str, print_: str, event: AlertEvent) -> WebhookDecision:
+        """Claim the post of `event`'s copy at `destination` in the store (a post of its own, or a line
+        of a webhook digest: workers/conversations/webhook_storms.py); raises what the store raises."""
+        return self.store.webhook_claim(
+            destination,
+            incident,
+            print_,
+            event_id=event.event_id,
+            contact=contact_of(event),
+            created=event.created_at.timestamp(),
+            now=self.clock(),
+            lease=self.settings.claim_lease,
+            window=self.window,
+        )
 
     def close(self) -> None:
         if self._store is not None:

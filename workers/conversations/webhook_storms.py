@@ -30,7 +30,7 @@ from delivery.outcomes import DeliveryError
 from schemas.alert import AlertEvent
 from schemas.incident import incident_of
 from workers.conversations import digest
-from workers.conversations.flow import contact_of, fingerprint
+from workers.conversations.flow import fingerprint
 from workers.conversations.folding import WebhookFolds
 from workers.conversations.store import State, WebhookDecision
 from workers.folds import StormRule
@@ -105,17 +105,7 @@ class WebhookStorms:
         if self.dedupe is None:
             return None
         try:
-            return self.dedupe.store.webhook_claim(
-                destination,
-                incident,
-                print_,
-                event_id=event.event_id,
-                contact=contact_of(event),
-                created=event.created_at.timestamp(),
-                now=self.dedupe.clock(),
-                lease=self.dedupe.settings.claim_lease,
-                window=self.dedupe.window,
-            )
+            return self.dedupe.claim(destination, incident, print_, event)
         except Exception as exc:  # the store's trouble must never cost a notification: list it
             log.warning("delivery.dedupe_unavailable", event_id=event.event_id, error=type(exc).__name__)
             return None
