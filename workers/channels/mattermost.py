@@ -13,12 +13,10 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from delivery.http import HttpClient
 from schemas.alert import AlertEvent
-from schemas.channels import ChannelSettings, MattermostSettings
-from workers.channels.base import Notifier
+from schemas.channels import MattermostSettings
 from workers.channels.buttons import buttons_for
-from workers.folds import NO_HOLD, Hold, hold_of
+from workers.channels.chat import ChatNotifier
 from workers.render import Notice, clip, render
 
 OUTPUT_LIMIT = 4000  # far below Mattermost's 16383-character post limit, room for the rest
@@ -54,57 +52,27 @@ def link_target(url: str) -> str:
     return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
 
 
-class MattermostNotifier(Notifier):
+class MattermostNotifier(ChatNotifier[MattermostSettings]):
     name = "mattermost"
+    settings_type = MattermostSettings
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        super().__init__(settings)
-        if not isinstance(settings, MattermostSettings):
-            raise TypeError("MattermostNotifier needs MattermostSettings")
-        self.config = settings
-        self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
-        # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
-        # notification and destination, however many contacts it went to.
-        from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
-
-        self.conversations = conversations_for(settings)
-        self.folds = folds_for(settings)
-        self.storms = storms_for(settings, self.conversations)
-        self.webhook_storms = webhook_storms_for(settings, self.folds)
-
-    def target(self, event: AlertEvent) -> str:
-        if self.conversations is not None:
-            return self.conversations.target(event)
+    def webhook_target(self) -> str:
         return f"mattermost:{_url_hash(self.config)}"
-
-    def paces_itself(self, event: AlertEvent) -> bool:
-        # The API client keeps to the server's rate limit; webhook mode's storm rule to the webhook's.
-        return self.conversations is not None or self.webhook_storms is not None
 
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
-
-    def may_fold(self, event: AlertEvent) -> bool:
-        return self.storms is not None or self.webhook_storms is not None
-
-    def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
-        if self.storms is not None:
-            return self.storms.fold(events)
-        if self.webhook_storms is not None and events:
-            return self.webhook_storms.fold(self.target(events[0]), events, self._destination, self._post_digest)
-        return None
-
-    def fold_hold(self) -> Hold:
-        return hold_of(self.config.fold) if self.storms is not None or self.webhook_storms is not None else NO_HOLD
 
     def _channel(self, event: AlertEvent) -> str:
         # An escalation step names the contact's own channel or @user; otherwise the configured override.
         return (event.contact.address if event.contact is not None else None) or self.config.channel or ""
 
-    def _destination(self, event: AlertEvent) -> str:
+    def destination(self, event: AlertEvent) -> str:
         return f"{self.target(event)}:{self._channel(event)}"
 
-    def _post_digest(self, destination: str, view: PartView) -> None:
+    def post_webhook(self, url: str, event: AlertEvent) -> None:
+        self.http.post_json(url, self.payload(event))
+
+    def post_digest(self, destination: str, view: PartView) -> None:
         from workers.conversations import digest
 
         assert self.config.url is not None
@@ -117,30 +85,6 @@ class MattermostNotifier(Notifier):
         if self.config.icon_url:
             payload["icon_url"] = self.config.icon_url
         self.http.post_json(self.config.url.get_secret_value(), payload)
-
-    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
-        if self.conversations is not None:
-            self.conversations.deliver(event)
-            return
-        assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
-        url = self.config.url.get_secret_value()
-        target = self.target(event)
-
-        def post() -> None:
-            if self.webhook_storms is not None:
-                self.webhook_storms.rule.pace(target)
-            self.http.post_json(url, self.payload(event))
-
-        if self.folds is None:
-            post()
-            return
-        self.folds.post(self._destination(event), event, post)
-
-    def close(self) -> None:
-        self.http.close()
-        for part in (self.conversations, self.folds):
-            if part is not None:
-                part.close()
 
 
 def build_payload(

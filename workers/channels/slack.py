@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from delivery.http import HttpClient
 from schemas.alert import AlertEvent
-from schemas.channels import ChannelSettings, SlackSettings
-from workers.channels.base import Notifier
+from schemas.channels import SlackSettings
 from workers.channels.buttons import buttons_for
-from workers.folds import NO_HOLD, Hold, hold_of
+from workers.channels.chat import ChatNotifier
 from workers.render import Notice, clip, render
 
 ACK_ACTION_ID = "alertq_ack"
@@ -76,86 +74,32 @@ def fit(text: str, limit: int, markup: Callable[[str], str] = escape) -> str:
     return ""
 
 
-class SlackNotifier(Notifier):
+class SlackNotifier(ChatNotifier[SlackSettings]):
     name = "slack"
+    settings_type = SlackSettings
 
-    def __init__(self, settings: ChannelSettings) -> None:
-        super().__init__(settings)
-        if not isinstance(settings, SlackSettings):
-            raise TypeError("SlackNotifier needs SlackSettings")
-        self.config = settings
-        self.http = HttpClient(settings.http, user_agent="alertq-slack")
-        # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
-        # notification and destination, however many contacts it went to.
-        from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
-
-        self.conversations = conversations_for(settings)
-        self.folds = folds_for(settings)
-        self.storms = storms_for(settings, self.conversations)
-        self.webhook_storms = webhook_storms_for(settings, self.folds)
-
-    def target(self, event: AlertEvent) -> str:
-        if self.conversations is not None:
-            return self.conversations.target(event)
+    def webhook_target(self) -> str:
         # Slack rate-limits per webhook; the URL is a secret, so the key is a short hash of it.
         url = self.config.url.get_secret_value() if self.config.url else ""
         return f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
-    def paces_itself(self, event: AlertEvent) -> bool:
-        # The API client keeps to Slack's limits per channel; webhook mode's storm rule to the webhook's.
-        return self.conversations is not None or self.webhook_storms is not None
-
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         return build_payload(event, self.config, time.time() if now is None else now)
 
-    def may_fold(self, event: AlertEvent) -> bool:
-        return self.storms is not None or self.webhook_storms is not None
+    def destination(self, event: AlertEvent) -> str:
+        # A Slack app's webhook posts to its own channel whatever the payload says: the URL is the destination.
+        return f"{self.target(event)}:"
 
-    def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
-        if self.storms is not None:
-            return self.storms.fold(events)
-        if self.webhook_storms is not None and events:
-            # A Slack app's webhook posts to its own channel whatever the payload says: one destination.
-            return self.webhook_storms.fold(
-                self.target(events[0]), events, lambda e: f"{self.target(e)}:", self._post_digest
-            )
-        return None
+    def post_webhook(self, url: str, event: AlertEvent) -> None:
+        self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
 
-    def fold_hold(self) -> Hold:
-        return hold_of(self.config.fold) if self.storms is not None or self.webhook_storms is not None else NO_HOLD
-
-    def _post_digest(self, destination: str, view: PartView) -> None:
+    def post_digest(self, destination: str, view: PartView) -> None:
         from workers.conversations import digest
 
         shown = digest.slack_digest(view, self.config, digest.WEBHOOK_CONTEXT)
         assert self.config.url is not None
         payload = {"text": shown.text, "blocks": shown.blocks}
         self.http.post_json(self.config.url.get_secret_value(), payload, permanent_bodies=PERMANENT_ERRORS)
-
-    def send(self, event: AlertEvent, body: bytes | None = None) -> None:
-        if self.conversations is not None:
-            self.conversations.deliver(event)
-            return
-        assert self.config.url is not None  # ChannelSettings.problem, checked in __init__
-        url = self.config.url.get_secret_value()
-        target = self.target(event)
-
-        def post() -> None:
-            if self.webhook_storms is not None:
-                self.webhook_storms.rule.pace(target)
-            self.http.post_json(url, self.payload(event), permanent_bodies=PERMANENT_ERRORS)
-
-        if self.folds is None:
-            post()
-            return
-        # A Slack app's webhook posts to its own channel whatever the payload says: the URL is the destination.
-        self.folds.post(f"{target}:", event, post)
-
-    def close(self) -> None:
-        self.http.close()
-        for part in (self.conversations, self.folds):
-            if part is not None:
-                part.close()
 
 
 def build_payload(
