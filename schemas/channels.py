@@ -181,9 +181,10 @@ class FoldSettings(_Section):
         5,
         ge=1,
         le=100,
-        description="The most problems a destination posts alone within `hold` seconds: more are a storm and "
-        "fold, even when they trickle in no faster than the chat's rate limit (a flood of lone posts all "
-        "the same).",
+        description="The most problems a destination posts alone within `hold` seconds once they have spent "
+        "the chat's burst: more are a storm and fold, even when they trickle in no faster than the chat's "
+        "rate limit (a flood of lone posts all the same). A chat that takes far more than comes is not "
+        "affected.",
     )
     hold: float = Field(
         20.0,

@@ -159,9 +159,10 @@ class StormRule:
     the target takes from (`pace`), so the rule sees what is left of it.
 
     A batch is worth folding when it needs more posts than the budget lets out within `fold.window`
-    seconds, or more than `fold.max_alone` would have gone out alone within `fold.hold` seconds (a storm
-    that trickles in); once a target is in a storm (folded less than `hold` + `window` seconds ago),
-    whenever it needs more than one (the lane held it: a storm that trickles in stays folded)."""
+    seconds, or more than `fold.max_alone` would have gone out alone within `fold.hold` seconds with
+    the budget's burst spent (a storm that trickles in at the endpoint's own rate); once a target is in
+    a storm (folded less than `hold` + `window` seconds ago), whenever it needs more than one (the lane
+    held it: a storm that trickles in stays folded)."""
 
     def __init__(
         self, per_second: float, burst: int, fold: FoldSettings, clock: Callable[[], float] | None = None
@@ -196,8 +197,9 @@ class StormRule:
             while alone and alone[0] <= now - self.fold.hold:
                 alone.popleft()
             storming = now < self._storm_until.get(target, 0.0)
-            trickle = len(alone) + needed > self.fold.max_alone
-        room = 1 if storming else self.budget(target).capacity(now, self.fold.window)
+        capacity = self.budget(target).capacity(now, self.fold.window)
+        trickle = len(alone) + needed > self.fold.max_alone and capacity < self.fold.max_alone
+        room = 1 if storming else capacity
         with self._lock:
             if needed <= room and not trickle:
                 alone.extend([now] * needed)

@@ -65,6 +65,7 @@ def test_a_storm_trickling_in_at_the_chats_own_rate_folds_after_max_alone_lone_p
     flow: Conversations, chat: RecordingChat, clock: Clock
 ) -> None:
     folding = Storms(flow, FoldSettings(max_alone=3, hold=20), clock=flow.clock)
+    chat.capacity = 2  # the chat's burst is spent: it lets out about one post a second
     for n in range(3):  # one a second: the budget lets each out alone
         assert folding.fold([problem(n)]) is None
         clock.now += 1
@@ -73,6 +74,17 @@ def test_a_storm_trickling_in_at_the_chats_own_rate_folds_after_max_alone_lone_p
     assert [call[0] for call in chat.calls] == ["digest"]
     clock.now += 60  # quiet again: alone
     assert folding.fold([problem(9)]) is None
+
+
+def test_a_chat_that_takes_far_more_than_comes_posts_each_alone(
+    flow: Conversations, chat: RecordingChat, clock: Clock
+) -> None:
+    folding = Storms(flow, FoldSettings(max_alone=3, hold=20), clock=flow.clock)
+    chat.capacity = 200  # e.g. a webhook allowed 100/s: a problem every 10 ms is no flood for it
+    for n in range(10):
+        assert folding.fold([problem(n)]) is None
+        clock.now += 0.01
+    assert chat.calls == []
 
 
 def test_a_storm_is_one_digest_listing_each_problem_once_whatever_the_contacts(
@@ -278,10 +290,19 @@ def test_the_webhook_and_email_rule_folds_a_trickle_after_max_alone_lone_sends()
     from workers.folds import StormRule
 
     now = [100.0]
-    rule = StormRule(1.0, 5, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0])
-    for _ in range(3):  # the budget lets each out alone, one a second
+    rule = StormRule(1.0, 3, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0])
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    rule._sleep = sleep
+    for _ in range(3):  # the budget lets each out alone; they spend its burst of 3
         assert not rule.worth_folding("hook", 1)
-        now[0] += 1
+        rule.pace("hook")
     assert rule.worth_folding("hook", 1)  # the 4th within 20 s: a storm
     now[0] += 60
     assert not rule.worth_folding("hook", 1)  # quiet again
+    fast = StormRule(1000.0, 100, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0])
+    for _ in range(10):  # an endpoint that takes far more than comes: each alone
+        assert not fast.worth_folding("hook", 1)
+        fast.pace("hook")

@@ -15,7 +15,8 @@ answers, per event, what became of it. Read it top-down:
    single problem in quiet times is posted alone, at once. Once a destination is in a storm (it got a
    digest less than `fold.hold` + `fold.window` seconds ago), new problems and follow-ups of digest
    lines are always folded, even one; so are new problems once more than `fold.max_alone` would have
-   gone out alone within `fold.hold` seconds (a storm that trickles in). The worker's lane held them
+   gone out alone within `fold.hold` seconds and spent the chat's burst (a storm that trickles in at
+   the chat's own rate). The worker's lane held them
    (workers/folds.py), and the storm is not over just because the core hands it over slowly.
 4. New lines become a digest: made in the store first (every event id in exactly one digest, the split
    into parts fixed), then each part is posted and recorded with its lines' conversations in one
@@ -106,11 +107,14 @@ class Storms:
         alone = self._alone.setdefault(destination.key, deque())
         while alone and alone[0] <= now - self.settings.hold:
             alone.popleft()
-        # A storm: a digest went out lately, or more problems would go out alone within `hold` seconds
-        # than `max_alone` (a storm that trickles in at the chat's own rate still floods the channel).
+        capacity = self.chat.post_capacity(destination, self.settings.window)
+        # A storm: a digest went out lately, or more than `max_alone` problems would go out alone within
+        # `hold` seconds and they have spent the chat's burst (a storm that trickles in at the chat's own
+        # rate floods the channel all the same; a chat that takes far more than comes is not flooded).
         storming = now < self._storm_until.get(destination.key, 0.0)
-        storming = storming or (bool(sorted_.lines) and len(alone) + len(sorted_.lines) > self.settings.max_alone)
-        room = 1 if storming else self.chat.post_capacity(destination, self.settings.window)
+        trickle = len(alone) + len(sorted_.lines) > self.settings.max_alone and capacity < self.settings.max_alone
+        storming = storming or (bool(sorted_.lines) and trickle)
+        room = 1 if storming else capacity
         # In a storm even one new problem or one follow-up takes the digest path: a lone root would cost
         # a post now and an edit and a reply when it recovers, a digest line one post and one edit.
         worth = bool(resend) or needed > room or (storming and not sorted_.one_by_one)
