@@ -165,13 +165,18 @@ class StormRule:
     held it: a storm that trickles in stays folded)."""
 
     def __init__(
-        self, per_second: float, burst: int, fold: FoldSettings, clock: Callable[[], float] | None = None
+        self,
+        per_second: float,
+        burst: int,
+        fold: FoldSettings,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.per_second = per_second
         self.burst = burst
         self.fold = fold
         self.clock = clock or time.monotonic
-        self._sleep = time.sleep
+        self._sleep = sleep
         self._budgets: dict[str, RateBudget] = {}
         self._storm_until: dict[str, float] = {}
         self._alone: dict[str, deque[float]] = {}

@@ -290,12 +290,11 @@ def test_the_webhook_and_email_rule_folds_a_trickle_after_max_alone_lone_sends()
     from workers.folds import StormRule
 
     now = [100.0]
-    rule = StormRule(1.0, 3, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0])
 
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    rule._sleep = sleep
+    rule = StormRule(1.0, 3, FoldSettings(max_alone=3, hold=20), clock=lambda: now[0], sleep=sleep)
     for _ in range(3):  # the budget lets each out alone; they spend its burst of 3
         assert not rule.worth_folding("hook", 1)
         rule.pace("hook")
