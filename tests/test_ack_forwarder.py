@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from schemas.settings import Settings
 from tests.conftest import run
 from tests.support import amqp
 from tests.support.ack_processes import SIGNING_SECRET, Running, ack_forwarder, ack_listener
+from tests.support.alert_events import enqueue_latin1_problem
 from tests.support.oitc import OitcStandIn
 from tests.support.rabbit import PrivateNode, free_port
 
@@ -405,19 +405,7 @@ def test_latin1_names_from_alertq_enqueue_reach_the_command_file_through_a_butto
 ) -> None:
     """Issue 11 item 1: a core with Latin-1 object names passes raw bytes; replaced at the door, they
     must not trip the button, the listener, the forwarder or the write to the command file."""
-    enqueued = subprocess.run(
-        [
-            b"alertq-enqueue",
-            *(b"--channel", b"mattermost", b"--type", b"Service", b"--notificationtype", b"PROBLEM", b"--state", b"2"),
-            *(b"--hostuuid", b"caf\xe9-db01", b"--serviceuuid", b"Disque \xe9tat"),  # Latin-1 é, not UTF-8
-            *(b"--output", b"\xe9chec: disque plein"),
-        ],
-        env=alertq_env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert (enqueued.returncode, enqueued.stderr) == (0, b"")
+    enqueue_latin1_problem("mattermost", alertq_env)
     [message] = amqp.take(amqp_url, names.notify_queue("mattermost"), 1)
     event = AlertEvent.model_validate_json(message.body)
     button = token_for(event, AckSettings(signing_secret=SecretStr(SIGNING_SECRET)), now=time.time())

@@ -19,6 +19,7 @@ from broker.publisher import ConfirmedPublisher, json_properties
 from schemas.ack import AckMessage
 from tests.conftest import run
 from tests.support import amqp
+from tests.support.alert_events import enqueue_latin1_problem
 from tests.support.escalation import (
     ROUTING_HEAD,
     EscalatorProcess,
@@ -391,22 +392,8 @@ def test_latin1_names_from_alertq_enqueue_escalate_and_an_ack_of_them_ends_the_i
 ) -> None:
     """Issue 11 item 1: the bytes a Latin-1 core passes are replaced at the door; what is left must not
     trip the escalator either (incident key, state store, its notifications, the ack that ends it)."""
-    import subprocess
-
     escalator = escalation(LATIN1_CORE)
-    enqueued = subprocess.run(
-        [
-            b"alertq-enqueue",
-            *(b"--channel", b"webhook", b"--type", b"Service", b"--notificationtype", b"PROBLEM", b"--state", b"2"),
-            *(b"--hostuuid", b"caf\xe9-db01", b"--serviceuuid", b"Disque \xe9tat"),  # Latin-1 é, not UTF-8
-            *(b"--output", b"\xe9chec: disque plein"),
-        ],
-        env=alertq_env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert (enqueued.returncode, enqueued.stderr) == (0, b"")
+    enqueue_latin1_problem("webhook", alertq_env)
 
     [first] = wait_steps(hook, 1, timeout=10)
     assert (first.key, first.contact, first.step) == ("caf\ufffd-db01/Disque \ufffdtat", "alice", 1)

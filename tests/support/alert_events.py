@@ -95,3 +95,23 @@ def extra_events(channel: str) -> dict[str, AlertEvent]:
             long_output=hostile,
         ),
     }
+
+
+def enqueue_latin1_problem(channel: str, env: dict[str, str]) -> None:
+    """Run the real `alertq-enqueue` as a core with Latin-1 object names runs it: raw bytes that are not
+    UTF-8 in the host, service and output (issue 11 item 1); it must store the event, quietly."""
+    import subprocess
+
+    enqueued = subprocess.run(
+        [
+            b"alertq-enqueue",
+            *(b"--channel", channel.encode(), b"--type", b"Service", b"--notificationtype", b"PROBLEM"),
+            *(b"--state", b"2", b"--hostuuid", b"caf\xe9-db01", b"--serviceuuid", b"Disque \xe9tat"),  # Latin-1 é
+            *(b"--output", b"\xe9chec: disque plein"),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (enqueued.returncode, enqueued.stderr) == (0, b"")
