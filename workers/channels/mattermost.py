@@ -63,6 +63,8 @@ class MattermostNotifier(Notifier):
             raise TypeError("MattermostNotifier needs MattermostSettings")
         self.config = settings
         self.http = HttpClient(settings.http, user_agent="alertq-mattermost")
+        # Webhook mode's target, hashed once: it is asked several times per delivery.
+        self._webhook_target = f"mattermost:{_url_hash(settings)}"
         # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
         # notification and destination, however many contacts it went to.
         from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
@@ -75,7 +77,7 @@ class MattermostNotifier(Notifier):
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
             return self.conversations.target(event)
-        return f"mattermost:{_url_hash(self.config)}"
+        return self._webhook_target
 
     def paces_itself(self, event: AlertEvent) -> bool:
         # The API client keeps to the server's rate limit; webhook mode's storm rule to the webhook's.

@@ -85,6 +85,10 @@ class SlackNotifier(Notifier):
             raise TypeError("SlackNotifier needs SlackSettings")
         self.config = settings
         self.http = HttpClient(settings.http, user_agent="alertq-slack")
+        # Slack rate-limits per webhook; the URL is a secret, so the key is a short hash of it (made once:
+        # it is asked several times per delivery).
+        url = settings.url.get_secret_value() if settings.url else ""
+        self._webhook_target = f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
         # API mode: one conversation per incident (workers/conversations/); webhook mode: one post per
         # notification and destination, however many contacts it went to.
         from workers.conversations.setup import conversations_for, folds_for, storms_for, webhook_storms_for
@@ -97,9 +101,7 @@ class SlackNotifier(Notifier):
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
             return self.conversations.target(event)
-        # Slack rate-limits per webhook; the URL is a secret, so the key is a short hash of it.
-        url = self.config.url.get_secret_value() if self.config.url else ""
-        return f"slack:{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+        return self._webhook_target
 
     def paces_itself(self, event: AlertEvent) -> bool:
         # The API client keeps to Slack's limits per channel; webhook mode's storm rule to the webhook's.
