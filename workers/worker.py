@@ -422,19 +422,21 @@ def _in_order_groups(items: list[tuple[Item, AlertEvent]]) -> list[list[tuple[It
     anyway) starts another group of the incident, so a batch of one incident's repeats is not one
     long queue."""
     groups: list[list[tuple[Item, AlertEvent]]] = []
-    of_incident: dict[str, list[tuple[set[tuple[object, ...]], list[tuple[Item, AlertEvent]]]]] = {}
+    of_incident: dict[str, list[list[tuple[Item, AlertEvent]]]] = {}
+    times: dict[tuple[object, ...], int] = {}  # how often each (incident, contact, notification) came so far
     for delivery, event in items:
+        incident = incident_of(event).key
         step = None if event.escalation is None else event.escalation.step
         contact = None if event.contact is None else event.contact.name
-        told = (contact, event.notification_type, event.notification_number, step)
-        candidates = of_incident.setdefault(incident_of(event).key, [])
-        found = next(((seen, group) for seen, group in candidates if told not in seen), None)
-        if found is None:
-            found = (set(), [])
-            candidates.append(found)
-            groups.append(found[1])
-        found[0].add(told)
-        found[1].append((delivery, event))
+        told = (incident, contact, event.notification_type, event.notification_number, step)
+        # Its n-th time goes to the incident's n-th group: the first one that does not have it yet.
+        seen = times.get(told, 0)
+        times[told] = seen + 1
+        mine = of_incident.setdefault(incident, [])
+        if seen == len(mine):
+            mine.append([])
+            groups.append(mine[-1])
+        mine[seen].append((delivery, event))
     return groups
 
 

@@ -71,6 +71,11 @@ class WebhookFolds:
             return
         if decision is WebhookDecision.WAIT:
             raise Deferred("another contact's copy is being posted", float(self.settings.follow_up_delay))
+        if decision is WebhookDecision.AGAIN:
+            # Not this copy's claim: nothing to mark posted or to release (both would change no row),
+            # so a transaction fewer.
+            send()
+            return
         try:
             send()
         except BaseException:
