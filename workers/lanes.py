@@ -6,6 +6,10 @@ those not yet started has waited `park_after` seconds: then `submit` refuses mor
 parks them in the broker, so a slow target cannot fill the prefetch window and starve the others.
 A fast lane is never congested however much it holds, so a burst to one good target is not parked.
 At shutdown `cancel_waiting` hands back what has not started, for the broker to redeliver.
+
+`run_all` lends a lane to a fold lane (folds.py): a batch that is not worth folding runs on the
+target's lane threads, `lane_concurrency` at a time, as it would without folding, and the fold lane
+waits for all of it, so what comes meanwhile still waits for the fold lane's next batch.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ Key = TypeVar("Key")
 log = structlog.get_logger("alertq.worker")
 
 
+_Task = tuple[Key, Callable[[], None], queue.SimpleQueue[None] | None]
+
+
 class _Lane(Generic[Key]):
     """Its threads take tasks from `tasks` (a C-implemented FIFO: one put and one get per message, where
     a ThreadPoolExecutor also made a Future with its own Condition and a done-callback)."""
 
     def __init__(self) -> None:
-        self.tasks: queue.SimpleQueue[tuple[Key, Callable[[], None]] | None] = queue.SimpleQueue()
+        # (key, task, where to say it ran or was cancelled: `run_all`'s caller waits there)
+        self.tasks: queue.SimpleQueue[_Task[Key] | None] = queue.SimpleQueue()
         self.waiting: collections.deque[float] = collections.deque()  # when each not-started task came
         self.running = 0
         self.threads: list[threading.Thread] = []
@@ -46,6 +54,7 @@ class Lanes(Generic[Key]):
         self.park_after = park_after
         self._lanes: dict[str, _Lane[Key]] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, target: str, key: Key, task: Callable[[], None]) -> bool:
         """Run `task` in `target`'s lane; False (and nothing run) when the lane is congested."""
@@ -57,8 +66,26 @@ class Lanes(Generic[Key]):
             if lane.held >= self.backlog and lane.waiting and now - lane.waiting[0] >= self.park_after:
                 return False
             lane.waiting.append(now)
-            lane.tasks.put((key, task))
+            lane.tasks.put((key, task, None))
         return True
+
+    def run_all(self, target: str, tasks: list[tuple[Key, Callable[[], None]]]) -> None:
+        """Run `tasks` on `target`'s lane threads and return when each has run or was cancelled
+        (`cancel_waiting` or `shutdown` hands its key back, as any waiting task's). Never refused as
+        congested: the caller waits for them, so they cannot pile up. After `shutdown` nothing runs."""
+        done: queue.SimpleQueue[None] = queue.SimpleQueue()
+        with self._lock:
+            if self._closed:
+                return
+            lane = self._lanes.get(target)
+            if lane is None:
+                lane = self._lanes[target] = self._start(target)
+            now = time.monotonic()
+            for key, task in tasks:
+                lane.waiting.append(now)
+                lane.tasks.put((key, task, done))
+        for _ in tasks:
+            done.get()
 
     def held(self, target: str) -> int:
         with self._lock:
@@ -73,6 +100,7 @@ class Lanes(Generic[Key]):
     def shutdown(self) -> None:
         """Drop what has not started (the broker redelivers it), let what runs finish, stop the threads."""
         with self._lock:
+            self._closed = True
             lanes = list(self._lanes.values())
             for lane in lanes:
                 self._take_waiting(lane)
@@ -102,6 +130,8 @@ class Lanes(Generic[Key]):
                 keys.append(item[0])
                 if lane.waiting:
                     lane.waiting.popleft()
+                if item[2] is not None:
+                    item[2].put(None)  # not run: its `run_all` caller stops waiting for it
 
     def _work(self, lane: _Lane[Key]) -> None:
         while True:
@@ -119,3 +149,5 @@ class Lanes(Generic[Key]):
             finally:
                 with self._lock:
                     lane.running -= 1
+                if item[2] is not None:
+                    item[2].put(None)

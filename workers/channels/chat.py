@@ -37,6 +37,7 @@ class ChatNotifier(Notifier, Generic[ChatSettings]):
         self.folds = folds_for(self.config)
         self.storms = storms_for(self.config, self.conversations)
         self.webhook_storms = webhook_storms_for(self.config, self.folds)
+        self._webhook_target = self.webhook_target()  # made once: it is asked several times per delivery
 
     # -- what each chat says -------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ class ChatNotifier(Notifier, Generic[ChatSettings]):
     def target(self, event: AlertEvent) -> str:
         if self.conversations is not None:
             return self.conversations.target(event)
-        return self.webhook_target()
+        return self._webhook_target
 
     def paces_itself(self, event: AlertEvent) -> bool:
         # The API client keeps to the chat's rate limits; webhook mode's storm rule to the webhook's.

@@ -16,6 +16,7 @@ down), the copy is posted as before this dedupe existed, with a warning, never h
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,13 +43,17 @@ class WebhookFolds:
         self.settings = settings
         self.window = window
         self._store = store
+        self._opening = threading.Lock()
         self.clock = clock
 
     @property
     def store(self) -> ConversationStore:
         # Opened on the first chat notification, not when the worker starts (nor in `alertq test`).
+        # Under a lock: a fold lane's batch runs on several lane threads, which must share one store.
         if self._store is None:
-            self._store = ConversationStore(self.settings.store)
+            with self._opening:
+                if self._store is None:
+                    self._store = ConversationStore(self.settings.store)
         return self._store
 
     def post(self, destination: str, event: AlertEvent, send: Callable[[], object]) -> None:
@@ -66,6 +71,11 @@ class WebhookFolds:
             return
         if decision is WebhookDecision.WAIT:
             raise Deferred("another contact's copy is being posted", float(self.settings.follow_up_delay))
+        if decision is WebhookDecision.AGAIN:
+            # Not this copy's claim: nothing to mark posted or to release (both would change no row),
+            # so a transaction fewer.
+            send()
+            return
         try:
             send()
         except BaseException:

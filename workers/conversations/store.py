@@ -190,7 +190,8 @@ class Claim(StrEnum):
 
 
 class WebhookDecision(StrEnum):
-    POST = "post"
+    POST = "post"  # this copy holds the claim: post it, then mark it posted (or release it)
+    AGAIN = "again"  # the core told this contact again: post it again, as ever; the claim is another's
     FOLD = "fold"  # another contact's copy was posted within the window
     DONE = "done"  # this very event was posted (a redelivery)
     WAIT = "wait"  # another contact's copy is being posted right now
@@ -834,7 +835,7 @@ class ConversationStore(DigestStore):
                 )
                 return WebhookDecision.POST
             if contact in served:
-                return WebhookDecision.POST  # the core told this contact again: post it again, as ever
+                return WebhookDecision.AGAIN
             if posted_at is None:
                 return WebhookDecision.WAIT
             tx.count(
