@@ -79,7 +79,7 @@ def test_invalid_bytes_count_as_the_bytes_they_were_not_as_their_replacement() -
     assert len(data) - dropped == len(kept_text)  # one input byte per character kept
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     pieces=st.lists(
         st.one_of(

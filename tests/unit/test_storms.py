@@ -259,31 +259,31 @@ def lane_batches(holds: list[Hold], arrivals: list[tuple[float, int]], settle: f
 
 
 def test_a_fold_lane_holds_after_a_folded_batch_and_takes_what_came_meanwhile_as_one() -> None:
-    batches = lane_batches([Hold(0.25)], [(0, 1), (0.05, 2), *((0.01, n) for n in range(3, 7))], settle=0.4)
+    batches = lane_batches([Hold(0.2)], [(0, 1), (0.05, 2), *((0.01, n) for n in range(3, 7))], settle=0.3)
     assert [batch for _, batch in batches] == [[1], [2, 3, 4, 5, 6]]
-    assert batches[1][0] >= 0.25  # held: the first of them waited the hold out
+    assert batches[1][0] >= 0.2  # held: the first of them waited the hold out
 
 
 def test_a_hold_ends_early_once_nothing_new_came_for_the_quiet_time() -> None:
     # The storm's tail: a few more, then nothing; posted a quiet time after the last, not a hold later.
-    batches = lane_batches([Hold(5.0, quiet=0.15)], [(0, 1), (0.03, 2), (0.03, 3)], settle=0.4)
+    batches = lane_batches([Hold(5.0, quiet=0.1)], [(0, 1), (0.03, 2), (0.03, 3)], settle=0.3)
     assert [batch for _, batch in batches] == [[1], [2, 3]]
-    assert 0.15 <= batches[1][0] < 1.0
+    assert 0.1 <= batches[1][0] < 1.0
 
 
 def test_a_hold_lasts_at_most_its_longest_while_a_storm_keeps_coming() -> None:
-    # A trickle that is never quiet for 0.15 s: cut at 0.3 s from the first arrival, the rest held again.
-    arrivals = [(0, 0), *((0.05, n) for n in range(1, 13))]
-    batches = lane_batches([Hold(0.3, quiet=0.15), Hold(0.3, quiet=0.15)], arrivals, settle=0.5)
-    assert [n for _, batch in batches for n in batch] == list(range(13))  # each once, in order
+    # A trickle that is never quiet for 0.1 s: cut at 0.2 s from the first arrival, the rest held again.
+    arrivals = [(0, 0), *((0.04, n) for n in range(1, 10))]
+    batches = lane_batches([Hold(0.2, quiet=0.1), Hold(0.2, quiet=0.1)], arrivals, settle=0.35)
+    assert [n for _, batch in batches for n in batch] == list(range(10))  # each once, in order
     assert len(batches) == 3
-    assert 4 <= len(batches[1][1]) <= 8  # about 0.3 s of arrivals
+    assert 3 <= len(batches[1][1]) <= 7  # about 0.2 s of arrivals
 
 
 def test_after_a_hold_with_nothing_coming_the_next_arrival_is_taken_at_once() -> None:
-    batches = lane_batches([Hold(0.15, quiet=0.05)], [(0, 1), (0.3, 2)], settle=0.15)
+    batches = lane_batches([Hold(0.1, quiet=0.05)], [(0, 1), (0.25, 2)], settle=0.1)
     assert [batch for _, batch in batches] == [[1], [2]]
-    assert batches[1][0] - 0.3 < 0.1  # no hold: quiet times again
+    assert batches[1][0] - 0.25 < 0.08  # no hold: quiet times again
 
 
 def test_the_webhook_and_email_rule_folds_a_trickle_after_max_alone_lone_sends() -> None:
