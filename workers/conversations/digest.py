@@ -47,6 +47,11 @@ class Line:
     ack_author: str | None
     recovery: AlertEvent | None
 
+    @property
+    def settled(self) -> bool:
+        """Recovered or acknowledged: struck through, out of the open counts and the buttons."""
+        return self.recovery is not None or bool(self.ack_author)
+
 
 @dataclass(frozen=True)
 class AckButtons:
@@ -109,7 +114,7 @@ def signed_part_view(
     them, so an acknowledged or recovered line leaves the menu and the "Acknowledge all" count."""
     view = part_view(store, digest_id, part)
     items = [item for item in store.digest_items(digest_id) if item.part == part]
-    still_open = {incident_of(line.event).key for line in view.lines if line.recovery is None and not line.ack_author}
+    still_open = {incident_of(line.event).key for line in view.lines if not line.settled}
     made = buttons(ack, digest_id, part, items, [item.incident in still_open for item in items], now)
     if made is None:
         return view
@@ -150,9 +155,7 @@ def headline(view: PartView) -> str:
     hosts = len({line.event.host.display_name or line.event.host.name for line in view.lines})
     kinds = Counter(line.event.notification_type for line in view.lines)
     problems = [line for line in view.lines if line.event.notification_type == "PROBLEM"]
-    open_states = Counter(
-        render(line.event).state for line in problems if line.recovery is None and not line.ack_author
-    )
+    open_states = Counter(render(line.event).state for line in problems if not line.settled)
     others = Counter(KIND_WORDS.get(kind, kind.lower()) for kind in kinds.elements() if kind != "PROBLEM")
     recovered = sum(1 for line in problems if line.recovery is not None) + others.pop("recovered", 0)
     acknowledged = sum(1 for line in problems if line.recovery is None and line.ack_author)
@@ -210,7 +213,7 @@ def _chat_line(line: Line, escape: Callable[[str], str], *, bold: str, strike: s
     emoji, host, service, state, rest = _line_parts(line)
     name = f"{bold}{escape(host)}{bold}" + (f" / {escape(service)}" if service else "")
     body = f"{name} {bold}{escape(state)}{bold} {escape(rest)}"
-    if line.recovery is not None or line.ack_author:
+    if line.settled:
         body = f"{strike}{name} {escape(state)}{strike} {escape(rest)}"
     return f"{bullet}{emoji} {body}"
 
@@ -345,13 +348,12 @@ def storm_reply(chat: str, events: list[AlertEvent], view: PartView) -> str | No
     None: acknowledgements are listed (people acted); recoveries only once the part has nothing open
     left, as one closing line; before that the edited lines show them."""
     acknowledged = [event for event in events if event.notification_type != "RECOVERY"]
-    done = all(line.recovery is not None or line.ack_author for line in view.lines)
+    done = all(line.settled for line in view.lines)
     out = []
     if acknowledged:
         out.append(follow_up_text(chat, acknowledged))
     if done:
-        escape = slack.escape if chat == "slack" else mattermost.escape
-        out.append("All closed: " + escape(headline(view)))
+        out.append("All closed: " + _escape_for(chat)(headline(view)))
     return "\n".join(out) if out else None
 
 
@@ -362,9 +364,14 @@ def follow_up_text(chat: str, events: list[AlertEvent]) -> str:
         notice = render(event)
         label = clip(notice.label, 2 * NAME_LIMIT)
         by_kind.setdefault(event.notification_type, []).append(label)
-    escape = slack.escape if chat == "slack" else mattermost.escape
-    words = {"RECOVERY": "recovered", "ACKNOWLEDGEMENT": "acknowledged"}
+    escape = _escape_for(chat)
     out = []
     for kind, labels in by_kind.items():
-        out.append(f"{len(labels)} {words.get(kind, kind.lower())}: " + ", ".join(escape(label) for label in labels))
+        out.append(
+            f"{len(labels)} {KIND_WORDS.get(kind, kind.lower())}: " + ", ".join(escape(label) for label in labels)
+        )
     return clip("\n".join(out), 3900)
+
+
+def _escape_for(chat: str) -> Callable[[str], str]:
+    return slack.escape if chat == "slack" else mattermost.escape
