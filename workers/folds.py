@@ -153,6 +153,41 @@ class FoldLanes(Generic[Item]):
             lane.wake.wait(ends - now)
 
 
+class StormWatch:
+    """Per destination key, whether it is in a storm: it folded less than `fold.hold` + `fold.window`
+    seconds ago (`folded`), or — a storm that trickles in at the chat's own rate, flooding the channel
+    all the same — more than `fold.max_alone` problems would have gone out alone (`went_alone`) within
+    `fold.hold` seconds and they have spent the chat's burst (a chat that takes far more than comes is
+    not flooded). The one bookkeeping of `Storms` (API mode) and `StormRule` (the rest)."""
+
+    def __init__(self, fold: FoldSettings) -> None:
+        self.fold = fold
+        self._until: dict[str, float] = {}
+        self._alone: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def storming(self, key: str, now: float) -> bool:
+        with self._lock:
+            return now < self._until.get(key, 0.0)
+
+    def trickle(self, key: str, now: float, more: int, capacity: int) -> bool:
+        """Would `more` lone problems now make a trickle a storm? (`capacity`: what the chat's budget
+        lets out within `fold.window`.)"""
+        with self._lock:
+            alone = self._alone.setdefault(key, deque())
+            while alone and alone[0] <= now - self.fold.hold:
+                alone.popleft()
+            return len(alone) + more > self.fold.max_alone and capacity < self.fold.max_alone
+
+    def went_alone(self, key: str, now: float, count: int) -> None:
+        with self._lock:
+            self._alone.setdefault(key, deque()).extend([now] * count)
+
+    def folded(self, key: str, now: float) -> None:
+        with self._lock:
+            self._until[key] = now + self.fold.hold + self.fold.window
+
+
 class StormRule:
     """The fold rule and the pacing for notifiers that fold without a chat API client (webhook mode, the
     generic webhook, e-mail): per target a rate budget of the channel's `rate_limit`, which every post of
@@ -178,8 +213,7 @@ class StormRule:
         self.clock = clock or time.monotonic
         self._sleep = sleep
         self._budgets: dict[str, RateBudget] = {}
-        self._storm_until: dict[str, float] = {}
-        self._alone: dict[str, deque[float]] = {}
+        self._watch = StormWatch(fold)
         self._lock = threading.Lock()
 
     def budget(self, target: str) -> RateBudget:
@@ -197,17 +231,10 @@ class StormRule:
 
     def worth_folding(self, target: str, needed: int) -> bool:
         now = self.clock()
-        with self._lock:
-            alone = self._alone.setdefault(target, deque())
-            while alone and alone[0] <= now - self.fold.hold:
-                alone.popleft()
-            storming = now < self._storm_until.get(target, 0.0)
         capacity = self.budget(target).capacity(now, self.fold.window)
-        trickle = len(alone) + needed > self.fold.max_alone and capacity < self.fold.max_alone
-        room = 1 if storming else capacity
-        with self._lock:
-            if needed <= room and not trickle:
-                alone.extend([now] * needed)
-                return False
-            self._storm_until[target] = now + self.fold.hold + self.fold.window
+        room = 1 if self._watch.storming(target, now) else capacity
+        if needed <= room and not self._watch.trickle(target, now, needed, capacity):
+            self._watch.went_alone(target, now, needed)
+            return False
+        self._watch.folded(target, now)
         return True

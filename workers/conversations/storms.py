@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -51,6 +50,7 @@ from workers.conversations.chats import PostRef
 from workers.conversations.destination import Destination
 from workers.conversations.flow import Conversations, fingerprint
 from workers.conversations.store import Claim, DigestItem, Member, NewMember, State
+from workers.folds import StormWatch
 
 log = structlog.get_logger("alertq.conversations")
 
@@ -77,8 +77,7 @@ class Storms:
         self.settings = settings
         self.clock = clock
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"  # this process, as a digest's claimer
-        self._storm_until: dict[str, float] = {}  # destination key → when its storm is over, unless fed
-        self._alone: dict[str, deque[float]] = {}  # destination key → when its latest lone problems went out
+        self._watch = StormWatch(settings)
 
     def fold(self, events: list[AlertEvent]) -> dict[str, object] | None:
         """What became of each event of one destination's batch; None: nothing worth folding, deliver
@@ -104,26 +103,21 @@ class Storms:
         needed = len(sorted_.lines) + sum(len(group) for group in sorted_.follow_ups.values())
         needed += len(sorted_.one_by_one)
         now = self.clock()
-        alone = self._alone.setdefault(destination.key, deque())
-        while alone and alone[0] <= now - self.settings.hold:
-            alone.popleft()
         capacity = self.chat.post_capacity(destination, self.settings.window)
-        # A storm: a digest went out lately, or more than `max_alone` problems would go out alone within
-        # `hold` seconds and they have spent the chat's burst (a storm that trickles in at the chat's own
-        # rate floods the channel all the same; a chat that takes far more than comes is not flooded).
-        storming = now < self._storm_until.get(destination.key, 0.0)
-        trickle = len(alone) + len(sorted_.lines) > self.settings.max_alone and capacity < self.settings.max_alone
-        storming = storming or (bool(sorted_.lines) and trickle)
+        key = destination.key
+        storming = self._watch.storming(key, now) or (
+            bool(sorted_.lines) and self._watch.trickle(key, now, len(sorted_.lines), capacity)
+        )
         room = 1 if storming else capacity
         # In a storm even one new problem or one follow-up takes the digest path: a lone root would cost
         # a post now and an edit and a reply when it recovers, a digest line one post and one edit.
         worth = bool(resend) or needed > room or (storming and not sorted_.one_by_one)
         if not worth:
-            alone.extend([now] * len(sorted_.lines))
+            self._watch.went_alone(key, now, len(sorted_.lines))
             if not outcomes:
                 return None
             return {**outcomes, **{event.event_id: ONE_BY_ONE for event in rest}}
-        self._storm_until[destination.key] = now + self.settings.hold + self.settings.window
+        self._watch.folded(key, now)
         for digest_id, event_ids in resend.items():
             log.warning("digest.taken_over", digest=digest_id, destination=destination.key, events=len(event_ids))
             self._settle(outcomes, event_ids, partial(self._post, digest_id, destination, True))
