@@ -108,37 +108,33 @@ class Icinga2(Target):
             raise
 
     def object_known(self, host_id: str, service_id: str | None) -> bool | None:
-        kind = "hosts" if service_id is None else "services"
-        query = {**object_filter(host_id, service_id), "attrs": ["name"]}
-        headers = {"Content-Type": "application/json", "X-HTTP-Method-Override": "GET"}
         try:
-            response = self.http.request(
-                "POST", self.base_url + OBJECTS_PATH + kind, json.dumps(query).encode(), headers
-            )
-            if response.status_code == 404:
-                return False
-            classify(response)
-            return len(response.json()["results"]) == 1
+            results = self._objects(host_id, service_id, ["name"])
+            return False if results is None else len(results) == 1
         except (Retryable, Permanent, ValueError, KeyError, TypeError):
             return None
 
+    def _objects(self, host_id: str, service_id: str | None, attrs: list[str]) -> list[Any] | None:
+        """The objects the filter matches, with these attributes; None: the API says it matches none."""
+        kind = "hosts" if service_id is None else "services"
+        query = {**object_filter(host_id, service_id), "attrs": attrs}
+        headers = {"Content-Type": "application/json", "X-HTTP-Method-Override": "GET"}
+        # Unclassified: a 404 is the API's answer to a filter that matches nothing.
+        response = self.http.request("POST", self.base_url + OBJECTS_PATH + kind, json.dumps(query).encode(), headers)
+        if response.status_code == 404:
+            return None
+        classify(response)
+        results: list[Any] = response.json()["results"]
+        return results
+
     def problem_state(self, host_id: str, service_id: str | None) -> ProblemState | None:
         kind = "hosts" if service_id is None else "services"
-        query = {**object_filter(host_id, service_id), "attrs": [*STATE_ATTRS, LAST_OK[kind]]}
-        headers = {"Content-Type": "application/json", "X-HTTP-Method-Override": "GET"}
         try:
-            # Unclassified: a 404 is the API's answer to a filter that matches nothing.
-            response = self.http.request(
-                "POST", self.base_url + OBJECTS_PATH + kind, json.dumps(query).encode(), headers
-            )
-            if response.status_code == 404:
-                return None
-            classify(response)
-            results = response.json()["results"]
+            results = self._objects(host_id, service_id, [*STATE_ATTRS, LAST_OK[kind]])
         except (Retryable, Permanent, ValueError, KeyError, TypeError) as exc:
             log.warning("ack_target.state_unknown", host_id=host_id, service_id=service_id, error=str(exc))
             return None
-        if len(results) != 1:
+        if results is None or len(results) != 1:
             return None
         attrs = results[0].get("attrs") or {}
         state, acknowledgement = attrs.get("state"), attrs.get("acknowledgement")

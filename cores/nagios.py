@@ -171,7 +171,7 @@ class NagiosCommandFile(Target):
             state=state,
             acknowledged=acknowledged != 0,
             problem_id=problem_id_of(fields.get("current_problem_id")),
-            last_ok=float(last_ok) if last_ok.isdigit() and int(last_ok) > 0 else None,
+            last_ok=_epoch(last_ok),
             as_of=modified,
             in_downtime=_count(fields.get("scheduled_downtime_depth")),
             last_check=_epoch(fields.get("last_check")),
