@@ -55,8 +55,7 @@ def earlier_problem_text(what: str) -> str:
 
 
 def recovered_text(what: str, action: str = "acknowledge") -> str:
-    verb = {"acknowledge": "acknowledge", "snooze": "snooze", "recheck": "recheck", "unacknowledge": "unacknowledge"}
-    return f"{what} has recovered since this notification: there is nothing to {verb.get(action, action)}."
+    return f"{what} has recovered since this notification: there is nothing to {action}."
 
 
 NOUNS = {
@@ -79,12 +78,7 @@ def _noun(ack: AckMessage) -> str:
 
 def requested_text(action: str, chat_user: str, snooze: str | None = None) -> str:
     """The listener's answer to a click: sent on, not yet done (the forwarder says when the core shows it)."""
-    what = {
-        "acknowledge": "Acknowledgement",
-        "snooze": f"Snooze ({snooze})",
-        "recheck": "Recheck",
-        "unacknowledge": "Unacknowledgement",
-    }[action]
+    what = NOUNS[action].capitalize() + (f" ({snooze})" if action == "snooze" else "")
     return f"{what} by @{chat_user} sent via alertq: waiting for the monitoring core to confirm."
 
 
