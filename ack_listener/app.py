@@ -72,13 +72,15 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Answered:
-    """How a verified click ended: `acknowledged` (queued now), or why nothing was queued."""
+    """How a verified click ended: `acknowledged` (queued now), `already` (clicked before), or
+    `not_sent` for what the core says of the problem (`verdict`)."""
 
-    outcome: Literal["acknowledged", "already", "in_core", "earlier", "recovered", "not_acknowledged"]
+    outcome: Literal["acknowledged", "already", "not_sent"]
     chat_user: str  # who clicked: this clicker, or the one who claimed the problem first
     what: str  # host[/service], as the chat texts name it
     action: str = "acknowledge"
     snooze: str | None = None
+    verdict: Verdict = Verdict.UNKNOWN
 
     def text(self) -> str:
         if self.outcome == "acknowledged":  # sent on: the forwarder tells once the core shows it
@@ -87,13 +89,7 @@ class Answered:
             if self.action == "acknowledge":
                 return chat_reply.already_acknowledged_text(self.chat_user)
             return f"@{self.chat_user} clicked this already; it is on its way to the monitoring core."
-        if self.outcome == "in_core":
-            return chat_reply.acknowledged_in_core_text(self.what)
-        if self.outcome == "earlier":
-            return chat_reply.earlier_problem_text(self.what)
-        if self.outcome == "not_acknowledged":
-            return chat_reply.not_acknowledged_text(self.what)
-        return chat_reply.recovered_text(self.what, self.action)
+        return chat_reply.not_sent_text(self.verdict, self.what, self.action)
 
 
 class CoreView:
@@ -191,14 +187,13 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
         verdict = await _verdict(claims)
 
         def answer(outcome: Any, chat_user: str = click.chat_user) -> Answered:
-            return Answered(outcome, chat_user, what, action, claims.snooze)
+            return Answered(outcome, chat_user, what, action, claims.snooze, verdict)
 
         if verdict in (Verdict.EARLIER, Verdict.RECOVERED) or (
             action != "acknowledge" and not goes_ahead(action, verdict)
         ):
             log.info("ack_listener.not_forwarded", reason=verdict.value, chat_user=click.chat_user, **_ids(claims))
-            outcome = {Verdict.EARLIER: "earlier", Verdict.RECOVERED: "recovered", Verdict.ACKNOWLEDGED: "in_core"}
-            return answer(outcome.get(verdict, "not_acknowledged"))
+            return answer("not_sent")
 
         ack = _ack_message(click, claims, listener)
         key = claim_key(claims.host_id, claims.service_id, claims.problem_id, claims.event_id, action)
@@ -219,7 +214,7 @@ def create_app(settings: Settings, publisher: AckPublisher) -> Starlette:
             log.info(
                 "ack_listener.not_forwarded", reason="acknowledged-in-core", chat_user=click.chat_user, **_ids(claims)
             )
-            return answer("in_core")
+            return answer("not_sent")  # verdict ACKNOWLEDGED: "acknowledged in the core"
 
         published = publisher.submit(ack)
         try:

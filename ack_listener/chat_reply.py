@@ -22,6 +22,7 @@ from typing import Any, Literal
 import structlog
 
 from ack_listener.chat_api import ChatApis
+from ack_listener.problem import Verdict
 from delivery.http import HttpClient
 from delivery.outcomes import DeliveryError
 from schemas.ack import AckMessage
@@ -115,6 +116,18 @@ def unverifiable_text(ack: AckMessage) -> str:
 
 def not_acknowledged_text(what: str) -> str:
     return f"{what} is not acknowledged in the monitoring core: there is no acknowledgement to remove."
+
+
+def not_sent_text(verdict: Verdict, what: str, action: str) -> str:
+    """Why a click's action was not sent to the core, by what the core said of its problem (listener and
+    forwarder alike: problem.GOES_AHEAD)."""
+    if verdict is Verdict.EARLIER:
+        return earlier_problem_text(what)
+    if verdict is Verdict.RECOVERED:
+        return recovered_text(what, action)
+    if verdict is Verdict.ACKNOWLEDGED:
+        return acknowledged_in_core_text(what)
+    return not_acknowledged_text(what)
 
 
 def failure_text(ack: AckMessage, said: str) -> str:

@@ -164,7 +164,8 @@ class Forwarder:
                 problem_id=ack.problem_id,
             )
             self._release_claim(ack)
-            chat_reply.tell(self.settings, ack, _not_forwarded_text(ack, skipped.verdict))
+            what = chat_reply.subject(ack.host_id, ack.service_id)
+            chat_reply.tell(self.settings, ack, chat_reply.not_sent_text(skipped.verdict, what, ack.action))
             return
         except _Stopping:
             channel.basic_nack(method.delivery_tag, requeue=True)
@@ -275,14 +276,3 @@ def _parse(body: bytes) -> AckMessage:
     except ValidationError as exc:
         error = f"not a valid alertq.ack message: {exc.error_count()} errors"
         raise GaveUp(dead_letters.INVALID, error, "its message is not valid") from None
-
-
-def _not_forwarded_text(ack: AckMessage, verdict: Verdict) -> str:
-    what = chat_reply.subject(ack.host_id, ack.service_id)
-    if verdict is Verdict.EARLIER:
-        return chat_reply.earlier_problem_text(what)
-    if verdict is Verdict.RECOVERED:
-        return chat_reply.recovered_text(what, ack.action)
-    if verdict is Verdict.ACKNOWLEDGED:
-        return chat_reply.acknowledged_in_core_text(what)
-    return chat_reply.not_acknowledged_text(what)
