@@ -17,7 +17,6 @@ integration's context and whose message menu has the tokens as its options' valu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ from schemas.alert import AlertEvent
 from schemas.channels import AckSettings, MattermostSettings, SlackSettings
 from schemas.incident import incident_of
 from workers.channels import mattermost, slack
-from workers.conversations.render import SlackRoot, duration
+from workers.conversations.render import MARKUP, Markup, SlackRoot, duration
 from workers.conversations.store import ConversationStore, DigestItem, MemberState, State
 from workers.render import clip, render
 
@@ -201,15 +200,16 @@ def _line_parts(line: Line) -> tuple[str, str, str, str, str]:
 
 
 def slack_line(line: Line) -> str:
-    return _chat_line(line, slack.escape, bold="*", strike="~", bullet="")
+    return _chat_line(line, MARKUP["slack"], bullet="")
 
 
 def mattermost_line(line: Line) -> str:
-    return _chat_line(line, mattermost.escape, bold="**", strike="~~", bullet="- ")
+    return _chat_line(line, MARKUP["mattermost"], bullet="- ")
 
 
-def _chat_line(line: Line, escape: Callable[[str], str], *, bold: str, strike: str, bullet: str) -> str:
+def _chat_line(line: Line, markup: Markup, *, bullet: str) -> str:
     """One digest line in a chat's markup; struck through once recovered or acknowledged."""
+    escape, bold, strike = markup.escape, markup.bold, markup.strike
     emoji, host, service, state, rest = _line_parts(line)
     name = f"{bold}{escape(host)}{bold}" + (f" / {escape(service)}" if service else "")
     body = f"{name} {bold}{escape(state)}{bold} {escape(rest)}"
@@ -353,7 +353,7 @@ def storm_reply(chat: str, events: list[AlertEvent], view: PartView) -> str | No
     if acknowledged:
         out.append(follow_up_text(chat, acknowledged))
     if done:
-        out.append("All closed: " + _escape_for(chat)(headline(view)))
+        out.append("All closed: " + MARKUP[chat].escape(headline(view)))
     return "\n".join(out) if out else None
 
 
@@ -364,14 +364,10 @@ def follow_up_text(chat: str, events: list[AlertEvent]) -> str:
         notice = render(event)
         label = clip(notice.label, 2 * NAME_LIMIT)
         by_kind.setdefault(event.notification_type, []).append(label)
-    escape = _escape_for(chat)
+    escape = MARKUP[chat].escape
     out = []
     for kind, labels in by_kind.items():
         out.append(
             f"{len(labels)} {KIND_WORDS.get(kind, kind.lower())}: " + ", ".join(escape(label) for label in labels)
         )
     return clip("\n".join(out), 3900)
-
-
-def _escape_for(chat: str) -> Callable[[str], str]:
-    return slack.escape if chat == "slack" else mattermost.escape

@@ -81,17 +81,19 @@ def mention(event: AlertEvent, chat: str) -> str | None:
 
 @dataclass(frozen=True)
 class Markup:
-    """What differs between the chats' replies: the chat's name (for mentions), its bold and slant marks
-    and its escaping."""
+    """What differs between the chats' texts: the chat's name (for mentions), its bold, slant and
+    strike-through marks and its escaping."""
 
     chat: str
     bold: str
     slant: str
+    strike: str
     escape: Callable[[str], str]
 
 
-_MATTERMOST_MARKUP = Markup("mattermost", "**", "*", mattermost.escape)
-_SLACK_MARKUP = Markup("slack", "*", "_", slack.escape)
+_MATTERMOST_MARKUP = Markup("mattermost", "**", "*", "~~", mattermost.escape)
+_SLACK_MARKUP = Markup("slack", "*", "_", "~", slack.escape)
+MARKUP = {"mattermost": _MATTERMOST_MARKUP, "slack": _SLACK_MARKUP}
 
 
 def reply_text(event: AlertEvent, ui_base_url: str | None, after: str | None, markup: Markup) -> str:
