@@ -55,6 +55,7 @@ from workers import age_limit, fallback, metrics, one_cpu, receipts, retries
 from workers.channels import load_notifier
 from workers.channels.base import ONE_BY_ONE, Notifier
 from workers.consumer import Consumer, Delivery, Publication, Settlement
+from workers.conversations.flow import contact_of, fingerprint
 from workers.folds import NO_HOLD, FoldLanes, Hold
 from workers.lanes import Lanes
 from workers.rate_limit import RateLimits
@@ -423,12 +424,10 @@ def _in_order_groups(items: list[tuple[Item, AlertEvent]]) -> list[list[tuple[It
     long queue."""
     groups: list[list[tuple[Item, AlertEvent]]] = []
     of_incident: dict[str, list[list[tuple[Item, AlertEvent]]]] = {}
-    times: dict[tuple[object, ...], int] = {}  # how often each (incident, contact, notification) came so far
+    times: dict[tuple[str, str, str], int] = {}  # how often each (incident, contact, notification) came so far
     for delivery, event in items:
         incident = incident_of(event).key
-        step = None if event.escalation is None else event.escalation.step
-        contact = None if event.contact is None else event.contact.name
-        told = (incident, contact, event.notification_type, event.notification_number, step)
+        told = (incident, contact_of(event), fingerprint(event))  # the dedupe's own identity of a copy
         # Its n-th time goes to the incident's n-th group: the first one that does not have it yet.
         seen = times.get(told, 0)
         times[told] = seen + 1
