@@ -6,7 +6,6 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from pytest_httpserver import HTTPServer
 
@@ -94,7 +93,7 @@ def test_snooze_recheck_and_unacknowledge_land_in_icinga2_and_are_read_back_befo
             wait_told(httpserver, "web01/load: recheck by @carol")
             wait_told(httpserver, "web01/swap: acknowledgement removed by @carol")
 
-        [downtime] = downtimes(core, "web01", "disk")
+        [downtime] = core.downtimes("web01", "disk")
         assert downtime["author"] == "alice" and downtime["fixed"] is True
         assert int(downtime["end_time"]) - int(downtime["start_time"]) == 4 * 3600
         assert abs(downtime["start_time"] - now.timestamp()) < 2
@@ -107,17 +106,3 @@ def test_snooze_recheck_and_unacknowledge_land_in_icinga2_and_are_read_back_befo
         assert API_PASSWORD not in forwarder.log_text()
     finally:
         core.cleanup()
-
-
-def downtimes(core: Icinga2Core, host: str, service: str) -> list[dict[str, Any]]:
-    response = core.api(
-        "POST",
-        "/v1/objects/downtimes",
-        headers={"X-HTTP-Method-Override": "GET"},
-        json={
-            "filter": "downtime.host_name==h && downtime.service_name==s",
-            "filter_vars": {"h": host, "s": service},
-        },
-    )
-    response.raise_for_status()
-    return [result["attrs"] for result in response.json()["results"]]

@@ -156,12 +156,20 @@ class Icinga2Core:
 
     def comments(self, host: str, service: str) -> list[dict[str, Any]]:
         """The service's comments (an acknowledgement leaves one, entry_type 4, with its author)."""
+        return self._of_service("comment", host, service)
+
+    def downtimes(self, host: str, service: str) -> list[dict[str, Any]]:
+        """The service's scheduled downtimes (a Snooze makes one)."""
+        return self._of_service("downtime", host, service)
+
+    def _of_service(self, kind: str, host: str, service: str) -> list[dict[str, Any]]:
+        """The attributes of the service's objects of this type (comment, downtime)."""
         response = self.api(
             "POST",
-            "/v1/objects/comments",
+            f"/v1/objects/{kind}s",
             headers={"X-HTTP-Method-Override": "GET"},
             json={
-                "filter": "comment.host_name==h && comment.service_name==s",
+                "filter": f"{kind}.host_name==h && {kind}.service_name==s",
                 "filter_vars": {"h": host, "s": service},
             },
         )
